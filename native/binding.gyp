@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "bz2",
+      "sources": ["bz2.c"],
+      "libraries": ["-lbz2"],
+      "cflags": ["-O2", "-Wall"]
+    }
+  ]
+}

@@ -1,0 +1,79 @@
+/**
+ * Compression codecs by algorithm, with the exact settings of the Python
+ * modules Cinder calls: zlib level 6 (RFC 1950 stream, also for "gzip"),
+ * bz2 level 9, zstd level 3 with the content size in the frame header
+ * (python-zstd cannot read frames without it).
+ */
+import { Effect } from "effect"
+import { promisify } from "node:util"
+import * as zlib from "node:zlib"
+import * as zstd from "zstd-napi"
+import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
+import { CompressionError } from "../domain/errors.js"
+import { bz2 } from "./native.js"
+
+const deflate = promisify(zlib.deflate)
+const inflate = promisify(zlib.inflate)
+
+// Node's zlib works on the libuv pool, so objects compress in parallel.
+const compressors: Record<Exclude<Algorithm, "none">, (data: Uint8Array) => Promise<Uint8Array>> = {
+  zlib: (data) => deflate(data, { level: 6 }),
+  bz2: (data) => bz2().compress(data, 9),
+  zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
+}
+
+const decompressors: Record<
+  Exclude<Algorithm, "none">,
+  (data: Uint8Array, expectedLength: number) => Promise<Uint8Array>
+> = {
+  zlib: (data, expectedLength) => inflate(data, { maxOutputLength: Math.max(expectedLength, 1) }),
+  bz2: (data, expectedLength) => bz2().decompress(data, expectedLength),
+  zstd: async (data) => zstd.decompress(data)
+}
+
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/**
+ * Compresses one object the way Cinder's `_prepare_output_data` does: when the
+ * result is not smaller than the input, the raw bytes are kept and recorded
+ * as `"none"`.
+ */
+export const compressObject = (
+  compression: Compression,
+  data: Uint8Array
+): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array }, CompressionError> => {
+  if (compression.algorithm === "none") return Effect.succeed({ algorithm: "none", bytes: data })
+  const compress = compressors[compression.algorithm]
+  return Effect.tryPromise({
+    try: () => compress(data),
+    catch: (e) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${describe(e)}` })
+  }).pipe(
+    Effect.map((bytes) =>
+      bytes.length >= data.length ? { algorithm: "none", bytes: data } : { algorithm: compression.name, bytes }
+    )
+  )
+}
+
+/**
+ * Decompresses one object by the name recorded for it (`null` and every
+ * alias accepted). `expectedLength` bounds zlib output so a corrupt or
+ * hostile object cannot balloon memory.
+ */
+export const decompressObject = (
+  name: string | null,
+  data: Uint8Array,
+  expectedLength: number,
+  object: string
+): Effect.Effect<Uint8Array, CompressionError> => {
+  const label = name ?? "none"
+  const algorithm = algorithmOf(label)
+  if (algorithm === undefined) {
+    return Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
+  }
+  if (algorithm === "none") return Effect.succeed(data)
+  const decompress = decompressors[algorithm]
+  return Effect.tryPromise({
+    try: () => decompress(data, expectedLength),
+    catch: (e) => new CompressionError({ algorithm: label, reason: `decompression failed: ${describe(e)}`, object })
+  })
+}

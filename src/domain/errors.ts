@@ -1,0 +1,120 @@
+/**
+ * Typed errors: one tagged class per cause, each carrying the ids and object
+ * names a person needs to act on it. Defects are reserved for bugs.
+ */
+import { Data } from "effect"
+
+/** A backup's documents or objects are not what the format requires. */
+export class InvalidBackup extends Data.TaggedError("InvalidBackup")<{
+  readonly backupId: string
+  readonly reason: string
+  readonly object?: string
+}> {
+  override get message() {
+    const where = this.object === undefined ? "" : ` (object ${this.object})`
+    return `backup ${this.backupId} is invalid${where}: ${this.reason}`
+  }
+}
+
+/** The metadata names a format version this library cannot restore. */
+export class UnsupportedVersion extends Data.TaggedError("UnsupportedVersion")<{
+  readonly backupId: string
+  readonly version: string
+}> {
+  override get message() {
+    return `backup ${this.backupId} has metadata version ${JSON.stringify(this.version)}; only 1.0.0 is supported`
+  }
+}
+
+/** The request itself is wrong (sizes, names, options), before anything is written. */
+export class InvalidRequest extends Data.TaggedError("InvalidRequest")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** No catalog record with this id. */
+export class BackupNotFound extends Data.TaggedError("BackupNotFound")<{
+  readonly backupId: string
+}> {
+  override get message() {
+    return `backup ${this.backupId} not found in the catalog`
+  }
+}
+
+/** The catalog itself failed (I/O, corruption, locking). */
+export class CatalogError extends Data.TaggedError("CatalogError")<{
+  readonly operation: string
+  readonly reason: string
+  readonly backupId?: string
+}> {
+  override get message() {
+    const which = this.backupId === undefined ? "" : ` for backup ${this.backupId}`
+    return `catalog ${this.operation} failed${which}: ${this.reason}`
+  }
+}
+
+/** A decompressed object does not hash to the md5 recorded in the metadata. */
+export class IntegrityError extends Data.TaggedError("IntegrityError")<{
+  readonly backupId: string
+  readonly object: string
+  readonly expected: string
+  readonly actual: string
+}> {
+  override get message() {
+    return `backup ${this.backupId}: object ${this.object} is corrupt (md5 ${this.actual}, expected ${this.expected})`
+  }
+}
+
+/** The backup was cancelled (its status became deleting or deleted); what it wrote is gone. */
+export class BackupCancelled extends Data.TaggedError("BackupCancelled")<{
+  readonly backupId: string
+}> {
+  override get message() {
+    return `backup ${this.backupId} was cancelled; the objects it wrote were deleted`
+  }
+}
+
+/** The restore was cancelled: the requested backup left the `restoring` status. */
+export class RestoreCancelled extends Data.TaggedError("RestoreCancelled")<{
+  readonly backupId: string
+  readonly status: string
+}> {
+  override get message() {
+    return `restore of backup ${this.backupId} was cancelled (status became ${this.status})`
+  }
+}
+
+/** An object (de)compression failed: unknown algorithm or corrupt compressed bytes. */
+export class CompressionError extends Data.TaggedError("CompressionError")<{
+  readonly algorithm: string
+  readonly reason: string
+  readonly object?: string
+}> {
+  override get message() {
+    const where = this.object === undefined ? "" : ` of object ${this.object}`
+    return `${this.algorithm} ${this.reason}${where}`
+  }
+}
+
+/** Reading or writing the volume (file or block device) failed. */
+export class VolumeError extends Data.TaggedError("VolumeError")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `volume ${this.path}: ${this.reason}`
+  }
+}
+
+/** Restoring the volume metadata (`volume_meta`) was refused. */
+export class VolumeMetadataError extends Data.TaggedError("VolumeMetadataError")<{
+  readonly backupId: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `backup ${this.backupId}: volume metadata: ${this.reason}`
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Backup: Cinder's ChunkedBackupDriver.backup, written once over the
+ * ObjectStore and BackupCatalog services.
+ *
+ * The volume is read chunk by chunk. Each chunk's sha blocks are hashed; a
+ * full backup writes the chunk as one object, an incremental one writes each
+ * maximal run of blocks that changed since the parent. Objects are numbered
+ * in volume order as they are cut, then compressed and written concurrently.
+ * The sha256 file and then the metadata are written last; only then is the
+ * record `available`. Any failure or interruption deletes what was written.
+ */
+import type { FileSystem } from "@effect/platform"
+import { Cause, Effect, Exit, Option, Stream } from "effect"
+import { createHash, hash } from "node:crypto"
+import { compressObject } from "../codec/codec.js"
+import { parseCompression } from "../domain/compression.js"
+import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
+import { BackupCancelled, InvalidBackup, InvalidRequest } from "../domain/errors.js"
+import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
+import { cinderTimestamp, encodeDocument } from "../format/documents.js"
+import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import { ObjectStore } from "../store/ObjectStore.js"
+import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
+import { makeProgress, type ProgressOptions } from "./progress.js"
+import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
+import { VolumeMetadata } from "./VolumeMetadata.js"
+
+export interface BackupOptions extends ProgressOptions {
+  /** Cinder's backup_compression_algorithm; default zlib. */
+  readonly compression?: string
+  /** bytes per object of a full backup; default: the store's */
+  readonly chunkSize?: number
+  /** granularity of change tracking; default: the store's */
+  readonly shaBlockSize?: number
+  /** objects compressed and written at once; default: the store's hint */
+  readonly concurrency?: number
+  /** clock for the object-name prefix (tests pin it) */
+  readonly now?: Date
+}
+
+/** A piece of the volume that becomes one data object. */
+interface Piece {
+  readonly offset: number
+  readonly data: Uint8Array
+}
+
+const shaBlocks = (data: Uint8Array, blockSize: number): Array<string> => {
+  const hashes: Array<string> = []
+  for (let off = 0; off < data.length; off += blockSize) {
+    hashes.push(hash("sha256", data.subarray(off, Math.min(off + blockSize, data.length)), "hex"))
+  }
+  return hashes
+}
+
+/** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
+const changedRuns = (
+  chunk: VolumeChunk,
+  hashes: ReadonlyArray<string>,
+  parentHashes: ReadonlyArray<string>,
+  firstIndex: number,
+  blockSize: number
+): Array<Piece> => {
+  const pieces: Array<Piece> = []
+  let start = -1
+  const close = (end: number) => {
+    pieces.push({ offset: chunk.offset + start, data: chunk.data.subarray(start, end) })
+    start = -1
+  }
+  hashes.forEach((sha, i) => {
+    // Blocks past the parent's end count as changed.
+    const changed = sha !== parentHashes[firstIndex + i]
+    if (changed && start === -1) start = i * blockSize
+    if (!changed && start !== -1) close(i * blockSize)
+  })
+  if (start !== -1) close(chunk.data.length)
+  return pieces
+}
+
+const checkSizes = (chunkSize: number, shaBlockSize: number) =>
+  !Number.isSafeInteger(chunkSize) || !Number.isSafeInteger(shaBlockSize) || chunkSize <= 0 || shaBlockSize <= 0
+    ? Effect.fail(new InvalidRequest({ reason: `chunk size ${chunkSize} and sha block size ${shaBlockSize} must be positive integers` }))
+    : chunkSize % shaBlockSize !== 0
+      ? Effect.fail(new InvalidRequest({ reason: `chunk size ${chunkSize} is not a multiple of the sha block size ${shaBlockSize}` }))
+      : Effect.void
+
+/** The parent's sha list, after Cinder's two refusals. */
+const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
+  Effect.gen(function* () {
+    if (record.parent_id === null) return undefined
+    const catalog = yield* BackupCatalog
+    const parent = yield* catalog.get(record.parent_id).pipe(
+      Effect.catchTag("BackupNotFound", () =>
+        Effect.fail(new InvalidBackup({ backupId: record.id, reason: `parent backup ${record.parent_id} does not exist` }))
+      )
+    )
+    if (parent.status !== "available") {
+      return yield* new InvalidBackup({ backupId: record.id, reason: `parent backup ${parent.id} is ${parent.status}, not available` })
+    }
+    const shaFile = yield* readSha256File(parent)
+    if (shaFile.chunk_size !== shaBlockSize) {
+      return yield* new InvalidBackup({
+        backupId: record.id,
+        reason: `hash block size has changed since the last backup (new ${shaBlockSize}, old ${shaFile.chunk_size}); do a full backup`
+      })
+    }
+    if (record.size > parent.size || record.volume_size_bytes > parent.volume_size_bytes) {
+      return yield* new InvalidBackup({ backupId: record.id, reason: "volume size increased since the last backup; do a full backup" })
+    }
+    return shaFile.sha256s
+  })
+
+/**
+ * Backs up `volumePath` into the record `backupId`, which must exist in
+ * status `creating`. Resolves with the `available` record.
+ */
+export const runBackup = (backupId: string, volumePath: string, options: BackupOptions = {}) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const catalog = yield* BackupCatalog
+    let record = yield* catalog.get(backupId)
+    if (record.status !== "creating") {
+      return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}, not creating` })
+    }
+    const chunkSize = options.chunkSize ?? store.defaults.chunkSize
+    const shaBlockSize = options.shaBlockSize ?? store.defaults.shaBlockSize
+    yield* checkSizes(chunkSize, shaBlockSize)
+    const compression = yield* parseCompression(options.compression ?? "zlib")
+    const parentHashes = yield* parentHashesFor(record, shaBlockSize)
+
+    const container = store.containerFor(record)
+    yield* store.ensureContainer(container)
+    const prefix = store.objectPrefix(record, options.now ?? new Date())
+    record = yield* catalog.update(backupId, (r) => ({ ...r, container, service_metadata: prefix, service: store.defaults.service }))
+    const extra = store.extraMetadata(record)
+
+    const body = Effect.gen(function* () {
+      const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
+      const sha256s: Array<string> = []
+      let objectIndex = 0
+      const writePiece = (piece: Piece, name: string) =>
+        Effect.gen(function* () {
+          const md5 = createHash("md5").update(piece.data).digest("hex")
+          const { algorithm, bytes } = yield* compressObject(compression, piece.data)
+          yield* store.put(container, name, bytes, extra)
+          return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
+        })
+      const objects = yield* readChunks(volumePath, chunkSize).pipe(
+        Stream.mapConcat((chunk) => {
+          const hashes = shaBlocks(chunk.data, shaBlockSize)
+          const first = sha256s.length
+          sha256s.push(...hashes)
+          const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
+          // Numbered here, in volume order, whatever finishes first below.
+          const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
+          return [{ chunkBytes: chunk.data.length, named }]
+        }),
+        Stream.mapEffect(
+          ({ chunkBytes, named }) =>
+            Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
+              Effect.tap(() => progress.advance(chunkBytes))
+            ),
+          { concurrency: options.concurrency ?? store.defaults.concurrency }
+        ),
+        Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
+          all.push(...entries)
+          return all
+        })
+      )
+      const volumeMeta = yield* Effect.serviceOption(VolumeMetadata).pipe(
+        Effect.flatMap(Option.match({ onNone: () => Effect.succeed(null), onSome: (api) => api.get(record.volume_id) }))
+      )
+      const common = {
+        version: FORMAT_VERSION,
+        backup_id: record.id,
+        volume_id: record.volume_id,
+        backup_name: record.display_name,
+        backup_description: record.display_description,
+        created_at: cinderTimestamp(record.created_at)
+      }
+      const shaFile: Sha256File = { ...common, chunk_size: shaBlockSize, sha256s }
+      const metadata: BackupMetadata = {
+        ...common,
+        objects,
+        parent_id: record.parent_id,
+        volume_meta: volumeMeta,
+        ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
+      }
+      // The metadata goes last: its presence marks a complete backup.
+      yield* store.put(container, sha256Name(prefix), encodeDocument(shaFile), extra)
+      yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
+      yield* progress.finish
+      return yield* catalog.update(backupId, (r) => ({ ...r, status: "available", object_count: objectIndex }))
+    }).pipe(Effect.scoped)
+
+    // Cancellation: the record turning deleting/deleted interrupts the body.
+    const cancelled = catalog.watch(backupId).pipe(
+      Stream.filter((status) => status === "deleting" || status === "deleted"),
+      Stream.runHead,
+      Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
+    )
+
+    return yield* Effect.raceFirst(body, cancelled).pipe(
+      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause)))
+    )
+  }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
+
+/** After a failed, cancelled or interrupted backup: delete its objects, then mark the record. */
+const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    const record = yield* catalog.get(backupId)
+    yield* deleteObjects(record)
+    const failure = Cause.failureOption(cause)
+    const wasCancelled = Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "BackupCancelled"
+    if (wasCancelled) {
+      yield* catalog.transition(backupId, ["deleting", "deleted"], "deleted")
+    } else {
+      const reason = Option.match(failure, {
+        onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
+        onSome: (e) => (e instanceof Error ? e.message : String(e))
+      })
+      yield* catalog.transition(backupId, ["creating"], "error", reason)
+    }
+  }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
+
+/**
+ * Creates the record (status `creating`, size from the volume) and backs up
+ * into it: what `cinder backup-create` plus the backup manager do.
+ */
+export const backup = (
+  fields: Omit<NewBackup, "volume_size_bytes"> & { readonly volume_size_bytes?: number },
+  volumePath: string,
+  options: BackupOptions = {}
+) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    const info = yield* volumeInfo(volumePath)
+    if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })
+    const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
+    yield* catalog.create(newBackupRecord({ volume_size_bytes: info.size, ...fields, created_at: createdAt, status: "creating" }))
+    return yield* runBackup(fields.id, volumePath, options)
+  })
+
+export type BackupRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem

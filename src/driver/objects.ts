@@ -1,0 +1,94 @@
+/**
+ * Naming and reading of one backup's objects in its container.
+ */
+import { Effect } from "effect"
+import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
+import { InvalidBackup, UnsupportedVersion } from "../domain/errors.js"
+import type { BackupRecord } from "../domain/record.js"
+import { decodeMetadata, decodeSha256File } from "../format/documents.js"
+import { ObjectStore } from "../store/ObjectStore.js"
+
+export const metadataName = (prefix: string) => `${prefix}_metadata`
+export const sha256Name = (prefix: string) => `${prefix}_sha256file`
+/** `%05d` from 1; wider past 99999, as Python's formatting does. */
+export const dataObjectName = (prefix: string, index: number) => `${prefix}-${String(index).padStart(5, "0")}`
+
+/** Where a recorded backup's objects are; fails when the record has none. */
+export const locate = (record: BackupRecord) =>
+  record.container === null || record.service_metadata === null
+    ? Effect.fail(new InvalidBackup({ backupId: record.id, reason: "the record has no container or object prefix" }))
+    : Effect.succeed({ container: record.container, prefix: record.service_metadata })
+
+const readDocument = (record: BackupRecord, name: (prefix: string) => string) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const { container, prefix } = yield* locate(record)
+    const object = name(prefix)
+    const bytes = yield* store.get(container, object, store.extraMetadata(record))
+    return { object, bytes }
+  })
+
+/** The metadata document, refused unless its version is 1.0.0. */
+export const readMetadata = (record: BackupRecord) =>
+  Effect.gen(function* () {
+    const { object, bytes } = yield* readDocument(record, metadataName)
+    const metadata = yield* decodeMetadata(record.id, object, bytes)
+    if (metadata.version !== FORMAT_VERSION) {
+      return yield* new UnsupportedVersion({ backupId: record.id, version: metadata.version })
+    }
+    if (metadata.backup_id !== record.id) {
+      return yield* new InvalidBackup({
+        backupId: record.id,
+        object,
+        reason: `metadata belongs to backup ${metadata.backup_id}`
+      })
+    }
+    return metadata
+  })
+
+export const readSha256File = (record: BackupRecord) =>
+  Effect.flatMap(readDocument(record, sha256Name), ({ object, bytes }) => decodeSha256File(record.id, object, bytes))
+
+/**
+ * Cinder's restore check: the container's objects under the prefix (less the
+ * two documents) must be exactly the metadata's objects.
+ */
+export const checkObjectList = (record: BackupRecord, metadata: BackupMetadata) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const { container, prefix } = yield* locate(record)
+    const documents = new Set([metadataName(prefix), sha256Name(prefix)])
+    const stored = (yield* store.list(container, prefix)).filter((name) => !documents.has(name))
+    const expected = metadata.objects.flatMap((item) => Object.keys(item))
+    const storedSet = new Set(stored)
+    const expectedSet = new Set(expected)
+    const missing = expected.filter((name) => !storedSet.has(name))
+    const extra = stored.filter((name) => !expectedSet.has(name))
+    if (missing.length > 0 || extra.length > 0 || expected.length !== expectedSet.size) {
+      const parts = [
+        missing.length > 0 ? `missing ${missing.join(", ")}` : "",
+        extra.length > 0 ? `unexpected ${extra.join(", ")}` : "",
+        expected.length !== expectedSet.size ? "duplicate names in metadata" : ""
+      ].filter((part) => part !== "")
+      return yield* new InvalidBackup({
+        backupId: record.id,
+        reason: `actual object list does not match the metadata: ${parts.join("; ")}`
+      })
+    }
+  })
+
+/** Deletes every object under the backup's prefix (Cinder's delete_backup). */
+export const deleteObjects = (record: BackupRecord) =>
+  Effect.gen(function* () {
+    if (record.container === null || record.service_metadata === null) return 0
+    const store = yield* ObjectStore
+    const container = record.container
+    const names = yield* store.list(container, record.service_metadata).pipe(
+      Effect.catchTag("ContainerNotFound", () => Effect.succeed([] as ReadonlyArray<string>))
+    )
+    yield* Effect.forEach(names, (name) => store.delete(container, name), {
+      concurrency: store.defaults.concurrency,
+      discard: true
+    })
+    return names.length
+  })

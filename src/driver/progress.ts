@@ -1,0 +1,68 @@
+/**
+ * Progress as events. Like Cinder's `createprogress` notifications they are
+ * sent every N objects and on a timer, and once at 100 % at the end; a CLI
+ * renders them, a library user subscribes with `onProgress`.
+ */
+import { Duration, Effect, Schedule } from "effect"
+
+export interface ProgressEvent {
+  readonly operation: "backup" | "restore" | "verify"
+  readonly backupId: string
+  readonly bytesDone: number
+  readonly bytesTotal: number
+  readonly objects: number
+  readonly percent: number
+  readonly done: boolean
+}
+
+export interface ProgressOptions {
+  readonly onProgress?: (event: ProgressEvent) => Effect.Effect<void>
+  /** Cinder's backup_object_number_per_notification (default 10). */
+  readonly progressEveryObjects?: number
+  /** Cinder's backup_timer_interval (default 120 s). */
+  readonly progressInterval?: Duration.DurationInput
+}
+
+/**
+ * A progress counter for one operation. The timer runs in the caller's
+ * scope, so it stops with the operation.
+ */
+export const makeProgress = (
+  operation: ProgressEvent["operation"],
+  backupId: string,
+  bytesTotal: number,
+  options: ProgressOptions
+) =>
+  Effect.gen(function* () {
+    const emit = options.onProgress ?? (() => Effect.void)
+    const every = Math.max(1, options.progressEveryObjects ?? 10)
+    let bytesDone = 0
+    let objects = 0
+    const event = (done: boolean): ProgressEvent => ({
+      operation,
+      backupId,
+      bytesDone: done ? bytesTotal : bytesDone,
+      bytesTotal,
+      objects,
+      percent: done || bytesTotal === 0 ? 100 : Math.min(100, (100 * bytesDone) / bytesTotal),
+      done
+    })
+    if (options.onProgress !== undefined) {
+      const interval = Duration.decode(options.progressInterval ?? Duration.seconds(120))
+      yield* Effect.suspend(() => emit(event(false))).pipe(
+        Effect.repeat(Schedule.spaced(interval)),
+        Effect.delay(interval),
+        Effect.forkScoped
+      )
+    }
+    return {
+      /** Counts one finished step of `bytes` volume bytes. */
+      advance: (bytes: number) =>
+        Effect.suspend(() => {
+          bytesDone += bytes
+          objects += 1
+          return objects % every === 0 ? emit(event(false)) : Effect.void
+        }),
+      finish: Effect.suspend(() => emit(event(true)))
+    }
+  })

@@ -1,0 +1,155 @@
+/**
+ * Restore: Cinder's ChunkedBackupDriver.restore. The chain is walked from the
+ * full backup to the requested one; each backup's object list is checked
+ * against its metadata, each object is decompressed, length- and
+ * md5-verified, written at its offset and fsynced. A fresh target stays
+ * sparse: all-zero MiB parts are not written.
+ *
+ * The requested backup is `restoring` for the duration; when its status
+ * changes, the restore is interrupted and fails with RestoreCancelled.
+ */
+import type { FileSystem } from "@effect/platform"
+import { Effect, Option, Stream } from "effect"
+import { createHash } from "node:crypto"
+import { decompressObject } from "../codec/codec.js"
+import { dataObjects, type BackupMetadata } from "../domain/documents.js"
+import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from "../domain/errors.js"
+import type { BackupRecord } from "../domain/record.js"
+import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import { ObjectStore } from "../store/ObjectStore.js"
+import { checkObjectList, locate, readMetadata } from "./objects.js"
+import { makeProgress, type ProgressOptions } from "./progress.js"
+import { openTarget, type VolumeWriter } from "./volume.js"
+import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
+
+export interface RestoreOptions extends ProgressOptions {
+  /** The target is a new, zeroed volume: keep it sparse (a missing target file is always new). */
+  readonly volumeIsNew?: boolean
+  /** objects fetched and decompressed at once; default: the store's hint */
+  readonly concurrency?: number
+  /** the volume whose metadata receives volume_meta; default: the backup's */
+  readonly volumeId?: string
+}
+
+const SPARSE_PART = 1024 * 1024
+
+/** Writes `data` at `offset`, skipping whole-zero parts when the target is sparse. */
+const writeData = (writer: VolumeWriter, offset: number, data: Uint8Array, sparse: boolean) => {
+  if (!sparse) return writer.write(offset, data)
+  const parts: Array<Effect.Effect<void, unknown>> = []
+  for (let start = 0; start < data.length; start += SPARSE_PART) {
+    const part = data.subarray(start, Math.min(start + SPARSE_PART, data.length))
+    if (part.some((byte) => byte !== 0)) parts.push(writer.write(offset + start, part))
+  }
+  return Effect.all(parts, { discard: true }) as Effect.Effect<void, never>
+}
+
+/** The chain from the full backup to `record`, oldest first. */
+export const backupChain = (record: BackupRecord) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    const chain = [record]
+    const seen = new Set([record.id])
+    let current = record
+    while (current.parent_id !== null) {
+      const parentId = current.parent_id
+      if (seen.has(parentId)) {
+        return yield* new InvalidBackup({ backupId: record.id, reason: `the parent chain has a cycle at backup ${parentId}` })
+      }
+      current = yield* catalog.get(parentId).pipe(
+        Effect.catchTag("BackupNotFound", () =>
+          Effect.fail(new InvalidBackup({ backupId: current.id, reason: `parent backup ${parentId} does not exist` }))
+        )
+      )
+      seen.add(current.id)
+      chain.push(current)
+    }
+    return chain.reverse()
+  })
+
+/** Fetches, decompresses and verifies one object; the bytes are the volume's. */
+export const fetchObject = (record: BackupRecord, metadata: BackupMetadata, object: ReturnType<typeof dataObjects>[number]) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const { container } = yield* locate(record)
+    const stored = yield* store.get(container, object.name, metadata.extra_metadata)
+    const data = yield* decompressObject(object.compression, stored, object.length, object.name)
+    const md5 = createHash("md5").update(data).digest("hex")
+    if (data.length !== object.length || md5 !== object.md5) {
+      return yield* new IntegrityError({
+        backupId: record.id,
+        object: object.name,
+        expected: `${object.md5} (${object.length} bytes)`,
+        actual: `${md5} (${data.length} bytes)`
+      })
+    }
+    return data
+  })
+
+const restoreChain = (requested: BackupRecord, targetPath: string, options: RestoreOptions) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const chain = yield* backupChain(requested)
+    // Read and check every document before touching the target.
+    const plans = yield* Effect.forEach(chain, (record) =>
+      Effect.gen(function* () {
+        const metadata = yield* readMetadata(record)
+        yield* checkObjectList(record, metadata)
+        if (metadata.volume_meta !== null) yield* checkVolumeMeta(record.id, metadata.volume_meta)
+        return { record, metadata, objects: dataObjects(metadata) }
+      })
+    )
+    // A full backup's objects cover the whole volume.
+    const volumeSize = Math.max(0, ...plans[0]!.objects.map((o) => o.offset + o.length))
+    const totalBytes = plans.reduce((sum, plan) => sum + plan.objects.reduce((s, o) => s + o.length, 0), 0)
+    const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
+    const { writer, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
+    const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
+    for (const plan of plans) {
+      yield* Stream.fromIterable(plan.objects).pipe(
+        Stream.mapEffect((object) => Effect.map(fetchObject(plan.record, plan.metadata, object), (data) => ({ object, data })), {
+          concurrency: options.concurrency ?? store.defaults.concurrency
+        }),
+        Stream.runForEach(({ object, data }) =>
+          writeData(writer, object.offset, data, sparse).pipe(
+            Effect.zipRight(writer.sync),
+            Effect.zipRight(progress.advance(object.length))
+          )
+        )
+      )
+      if (plan.metadata.volume_meta !== null && Option.isSome(metadataApi)) {
+        yield* metadataApi.value.put(options.volumeId ?? requested.volume_id, plan.metadata.volume_meta)
+      }
+    }
+    yield* progress.finish
+    return { backupId: requested.id, bytes: volumeSize, backups: chain.length }
+  }).pipe(Effect.scoped)
+
+/**
+ * Restores backup `backupId` (and its chain) into `targetPath`, a file
+ * (created when missing) or a block device.
+ */
+export const restore = (backupId: string, targetPath: string, options: RestoreOptions = {}) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    const record = yield* catalog.get(backupId)
+    const claimed = yield* catalog.transition(backupId, ["available"], "restoring")
+    if (!claimed) {
+      return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}; only an available backup can be restored` })
+    }
+    const cancelled = catalog.watch(backupId).pipe(
+      Stream.filter((status) => status !== "restoring"),
+      Stream.runHead,
+      Effect.flatMap(
+        Option.match({
+          onNone: () => Effect.fail(new RestoreCancelled({ backupId, status: "deleted" })),
+          onSome: (status) => Effect.fail(new RestoreCancelled({ backupId, status }))
+        })
+      )
+    )
+    return yield* Effect.raceFirst(restoreChain(record, targetPath, options), cancelled).pipe(
+      Effect.ensuring(catalog.transition(backupId, ["restoring"], "available").pipe(Effect.ignoreLogged))
+    )
+  }).pipe(Effect.withSpan("chunked-backup.restore", { attributes: { backupId } }))
+
+export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem

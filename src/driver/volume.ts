@@ -1,0 +1,103 @@
+/**
+ * Volume access through @effect/platform's FileSystem: a regular file or a
+ * block device, read in chunks (never whole) and written at offsets.
+ */
+import { FileSystem } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
+import { Effect, Option, Stream } from "effect"
+import { VolumeError } from "../domain/errors.js"
+
+const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: error.message })
+
+/** Linux dev_t to "major:minor", for /sys/dev/block lookups. */
+const deviceNumber = (rdev: number) => {
+  const major = Math.floor(rdev / 256) & 0xfff
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00)
+  return `${major}:${minor}`
+}
+
+export interface VolumeInfo {
+  readonly size: number
+  readonly isBlockDevice: boolean
+}
+
+/** Size in bytes: stat for files; the kernel's sector count for block devices (stat says 0). */
+export const volumeInfo = (path: string) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* fs.stat(path)
+    if (info.type === "File") return { size: Number(info.size), isBlockDevice: false }
+    if (info.type === "BlockDevice" && Option.isSome(info.rdev)) {
+      const sectors = yield* fs.readFileString(`/sys/dev/block/${deviceNumber(info.rdev.value)}/size`)
+      return { size: Number(sectors.trim()) * 512, isBlockDevice: true }
+    }
+    return yield* new VolumeError({ path, reason: `is a ${info.type}, not a regular file or block device` })
+  }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(volumeError(path)(e))))
+
+/** Fills `buffer` from the file's current position; fewer bytes only at end of file. */
+const readFully = (file: FileSystem.File, buffer: Uint8Array) =>
+  Effect.gen(function* () {
+    let filled = 0
+    while (filled < buffer.length) {
+      const n = Number(yield* file.read(buffer.subarray(filled)))
+      if (n === 0) break
+      filled += n
+    }
+    return filled
+  })
+
+export interface VolumeChunk {
+  readonly offset: number
+  readonly data: Uint8Array
+}
+
+/**
+ * The volume as a stream of `chunkSize` chunks (the last may be short). The
+ * file stays open for the life of the stream; each chunk is a fresh buffer so
+ * downstream stages may hold it while the next one is read.
+ */
+export const readChunks = (path: string, chunkSize: number): Stream.Stream<VolumeChunk, VolumeError, FileSystem.FileSystem> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const file = yield* fs.open(path, { flag: "r" })
+      return Stream.unfoldEffect(0, (offset) =>
+        Effect.gen(function* () {
+          const buffer = new Uint8Array(chunkSize)
+          const n = yield* readFully(file, buffer)
+          if (n === 0) return Option.none()
+          const chunk: VolumeChunk = { offset, data: n === chunkSize ? buffer : buffer.slice(0, n) }
+          return Option.some([chunk, offset + n] as const)
+        })
+      )
+    })
+  ).pipe(Stream.mapError(volumeError(path)))
+
+export interface VolumeWriter {
+  readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
+  readonly sync: Effect.Effect<void, VolumeError>
+}
+
+/**
+ * Opens a restore target, creating a missing file. When `fresh` (a new,
+ * zeroed volume) and the target is a regular file, it is cut to `size` so
+ * unwritten ranges stay holes.
+ */
+export const openTarget = (path: string, size: number, fresh: boolean) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const exists = yield* fs.exists(path)
+    const file = yield* fs.open(path, { flag: exists ? "r+" : "w+", mode: 0o600 })
+    const info = yield* file.stat
+    const sparse = info.type === "File" && (fresh || !exists)
+    if (sparse) {
+      yield* file.truncate(0)
+      yield* file.truncate(size)
+    }
+    const writer: VolumeWriter = {
+      write: (offset, data) =>
+        Effect.zipRight(file.seek(offset, "start"), file.writeAll(data)).pipe(Effect.mapError(volumeError(path))),
+      sync: file.sync.pipe(Effect.mapError(volumeError(path)))
+    }
+    return { writer, sparse }
+  }).pipe(Effect.mapError(volumeError(path)))

@@ -1,0 +1,95 @@
+/**
+ * ObjectStore: where backup objects live. It mirrors the abstract methods of
+ * Cinder's ChunkedBackupDriver (put_container, get_container_entries,
+ * get_object_writer/reader, delete_object, update_container_name,
+ * _generate_object_name_prefix, get_extra_metadata) in Effect form.
+ *
+ * A backend implements `ObjectStoreBackend`; `make` adds the checks every
+ * backend needs (name validation) so each layer stays thin.
+ */
+import { Context, Effect } from "effect"
+import type { BackupRecord } from "../domain/record.js"
+import { InvalidObjectName, type ObjectNotFound, type StoreFailure } from "./errors.js"
+
+/** Cinder's per-backend defaults. */
+export interface StoreDefaults {
+  readonly chunkSize: number
+  readonly shaBlockSize: number
+  /** Cinder's `backup_service` value for records written through this store */
+  readonly service: string
+  /** how many object transfers pay off at once */
+  readonly concurrency: number
+}
+
+export interface ObjectStoreBackend {
+  /** e.g. "memory", "posix", "swift", "s3" */
+  readonly kind: string
+  readonly defaults: StoreDefaults
+  /** update_container_name + backup_default_container: the container a backup uses. */
+  readonly containerFor: (backup: BackupRecord) => string
+  /** _generate_object_name_prefix, with the clock passed in for determinism. */
+  readonly objectPrefix: (backup: BackupRecord, now: Date) => string
+  /** get_extra_metadata: handed back to every read and write of the backup's objects. */
+  readonly extraMetadata: (backup: BackupRecord) => unknown
+  /** put_container: creates it if missing, unless the store was told not to. */
+  readonly ensureContainer: (container: string) => Effect.Effect<void, StoreFailure>
+  /** get_container_entries: names in the container that start with `prefix`. */
+  readonly list: (container: string, prefix: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
+  /** Writes a whole object atomically: a failed or interrupted write leaves nothing behind. */
+  readonly put: (
+    container: string,
+    object: string,
+    bytes: Uint8Array,
+    extraMetadata?: unknown
+  ) => Effect.Effect<void, StoreFailure>
+  readonly get: (
+    container: string,
+    object: string,
+    extraMetadata?: unknown
+  ) => Effect.Effect<Uint8Array, StoreFailure | ObjectNotFound>
+  /** Deleting a missing object succeeds. */
+  readonly delete: (container: string, object: string) => Effect.Effect<void, StoreFailure>
+}
+
+export interface ObjectStore extends ObjectStoreBackend {}
+
+export const ObjectStore = Context.GenericTag<ObjectStore>("chunked-backup/ObjectStore")
+
+const MAX_NAME_BYTES = 1024
+
+/**
+ * Rules every backend shares: non-empty, no NUL, not absolute, no `.`/`..`
+ * segments, bounded length. Backends add their own (posix: one path segment
+ * for objects, 255 bytes).
+ */
+export const checkName = (name: string): Effect.Effect<void, InvalidObjectName> => {
+  const fail = (reason: string) => Effect.fail(new InvalidObjectName({ name, reason }))
+  if (name.length === 0) return fail("is empty")
+  if (name.includes("\0")) return fail("contains a NUL byte")
+  if (name.startsWith("/") || name.includes("\\")) return fail("is absolute or contains a backslash")
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return fail(`is longer than ${MAX_NAME_BYTES} bytes`)
+  if (name.split("/").some((segment) => segment === "." || segment === ".." || segment === "")) {
+    return fail("contains an empty, '.' or '..' path segment")
+  }
+  return Effect.void
+}
+
+/** Wraps a backend with the shared name checks. */
+export const make = (backend: ObjectStoreBackend): ObjectStore => ({
+  ...backend,
+  ensureContainer: (container) => Effect.zipRight(checkName(container), backend.ensureContainer(container)),
+  list: (container, prefix) => Effect.zipRight(checkName(container), backend.list(container, prefix)),
+  put: (container, object, bytes, extra) =>
+    Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.put(container, object, bytes, extra)),
+  get: (container, object, extra) =>
+    Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.get(container, object, extra)),
+  delete: (container, object) =>
+    Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.delete(container, object))
+})
+
+/** Cinder's `%Y%m%d%H%M%S` of a UTC instant. */
+export const utcStamp = (date: Date): string => date.toISOString().replace(/[-:T]/g, "").slice(0, 14)
+
+/** The Swift/S3 prefix: `volume_<vol>/<stamp>/az_<az>_backup_<id>`. */
+export const swiftStylePrefix = (backup: BackupRecord, now: Date, az: string): string =>
+  `volume_${backup.volume_id}/${utcStamp(now)}/az_${az}_backup_${backup.id}`

@@ -1,0 +1,58 @@
+/**
+ * In-memory ObjectStore, for tests and embedding. Uses Swift's conventions
+ * (container `volumebackups`, Swift-style prefixes) so it exercises names with
+ * slashes.
+ */
+import { Effect, Layer } from "effect"
+import { ContainerNotFound, ObjectNotFound } from "./errors.js"
+import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
+
+export interface MemoryStoreOptions {
+  readonly createContainers?: boolean
+  readonly chunkSize?: number
+  readonly shaBlockSize?: number
+  readonly availabilityZone?: string
+}
+
+export const makeMemory = (options: MemoryStoreOptions = {}): ObjectStore => {
+  const containers = new Map<string, Map<string, Uint8Array>>()
+  const containerOf = (container: string) =>
+    Effect.suspend(() => {
+      const objects = containers.get(container)
+      return objects === undefined ? Effect.fail(new ContainerNotFound({ container })) : Effect.succeed(objects)
+    })
+  return make({
+    kind: "memory",
+    defaults: {
+      chunkSize: options.chunkSize ?? 52428800,
+      shaBlockSize: options.shaBlockSize ?? 32768,
+      service: "chunked_backup.memory",
+      concurrency: 4
+    },
+    containerFor: (backup) => backup.container ?? "volumebackups",
+    objectPrefix: (backup, now) => swiftStylePrefix(backup, now, backup.availability_zone ?? options.availabilityZone ?? "nova"),
+    extraMetadata: () => undefined,
+    ensureContainer: (container) =>
+      Effect.suspend(() => {
+        if (containers.has(container)) return Effect.void
+        if (options.createContainers === false) return Effect.fail(new ContainerNotFound({ container }))
+        containers.set(container, new Map())
+        return Effect.void
+      }),
+    list: (container, prefix) =>
+      Effect.map(containerOf(container), (objects) => [...objects.keys()].filter((name) => name.startsWith(prefix)).sort()),
+    // A copy, so callers reusing their buffer cannot change a stored object.
+    put: (container, object, bytes) =>
+      Effect.map(containerOf(container), (objects) => void objects.set(object, Uint8Array.from(bytes))),
+    get: (container, object) =>
+      Effect.flatMap(containerOf(container), (objects) => {
+        const bytes = objects.get(object)
+        return bytes === undefined ? Effect.fail(new ObjectNotFound({ container, object })) : Effect.succeed(Uint8Array.from(bytes))
+      }),
+    delete: (container, object) =>
+      Effect.sync(() => void containers.get(container)?.delete(object))
+  })
+}
+
+export const layerMemory = (options: MemoryStoreOptions = {}): Layer.Layer<ObjectStore> =>
+  Layer.sync(ObjectStore, () => makeMemory(options))
