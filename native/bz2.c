@@ -7,7 +7,8 @@
  * objects can be (de)compressed in parallel without blocking the event loop.
  *
  * exports.compress(buffer, level) -> Promise<Buffer>
- * exports.decompress(buffer, sizeHint) -> Promise<Buffer>  (multi-stream)
+ * exports.decompress(buffer, maxLength) -> Promise<Buffer>  (multi-stream; fails
+ *   rather than produce more than maxLength bytes, when maxLength > 0)
  */
 #include <bzlib.h>
 #include <node_api.h>
@@ -21,7 +22,7 @@ typedef struct {
   const char *input;
   size_t input_len;
   int level;
-  size_t size_hint;
+  size_t max_length;
   int decompress;
   char *output;
   size_t output_len;
@@ -40,7 +41,9 @@ static void run_compress(Job *job) {
 }
 
 static void run_decompress(Job *job) {
-  size_t cap = job->size_hint > 0 ? job->size_hint : job->input_len * 4 + 64;
+  size_t limit = job->max_length; /* 0: unbounded */
+  /* One byte of room past the limit tells "too long" from "exactly full". */
+  size_t cap = limit > 0 ? limit + 1 : job->input_len * 4 + 64;
   job->output = malloc(cap);
   if (!job->output) { job->error = BZ_MEM_ERROR; return; }
   size_t consumed = 0, produced = 0;
@@ -54,6 +57,7 @@ static void run_decompress(Job *job) {
     s.avail_in = (unsigned int)(job->input_len - consumed);
     for (;;) {
       if (produced == cap) {
+        if (limit > 0) { BZ2_bzDecompressEnd(&s); job->error = BZ_OUTBUFF_FULL; return; }
         size_t next = cap * 2;
         char *grown = realloc(job->output, next);
         if (!grown) { BZ2_bzDecompressEnd(&s); job->error = BZ_MEM_ERROR; return; }
@@ -76,6 +80,7 @@ static void run_decompress(Job *job) {
     BZ2_bzDecompressEnd(&s);
   }
   if (job->input_len == 0) job->error = BZ_UNEXPECTED_EOF;
+  if (limit > 0 && produced > limit) job->error = BZ_OUTBUFF_FULL;
   job->output_len = produced;
 }
 
@@ -92,7 +97,7 @@ static const char *describe(int code) {
     case BZ_DATA_ERROR: return "bzip2: data integrity error";
     case BZ_DATA_ERROR_MAGIC: return "bzip2: not bzip2 data (bad magic)";
     case BZ_UNEXPECTED_EOF: return "bzip2: compressed data ends before the end of the stream";
-    case BZ_OUTBUFF_FULL: return "bzip2: output buffer full";
+    case BZ_OUTBUFF_FULL: return "bzip2: data decompresses to more than the expected length";
     case BZ_PARAM_ERROR: return "bzip2: invalid parameter";
     default: return "bzip2: error";
   }
@@ -140,11 +145,12 @@ static napi_value start(napi_env env, napi_callback_info info, int decompress) {
   if (!job) { napi_throw_error(env, NULL, "bzip2: out of memory"); return NULL; }
   void *input;
   napi_get_buffer_info(env, argv[0], &input, &job->input_len);
-  job->input = input;
+  /* Node hands a zero-length buffer over as NULL; libbz2 refuses NULL. */
+  job->input = input != NULL ? input : "";
   double number = 0;
   napi_get_value_double(env, argv[1], &number);
   job->decompress = decompress;
-  if (decompress) job->size_hint = number > 0 ? (size_t)number : 0;
+  if (decompress) job->max_length = number > 0 ? (size_t)number : 0;
   else job->level = (int)number;
   if (job->input_len > 0xFFFFFFFFu - 0x1000000u) {
     free(job);

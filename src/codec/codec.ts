@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import { promisify } from "node:util"
 import * as zlib from "node:zlib"
 import * as zstd from "zstd-napi"
+import { getFrameContentSize } from "zstd-napi/binding.js"
 import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
 import { CompressionError } from "../domain/errors.js"
 import { bz2 } from "./native.js"
@@ -28,7 +29,14 @@ const decompressors: Record<
 > = {
   zlib: (data, expectedLength) => inflate(data, { maxOutputLength: Math.max(expectedLength, 1) }),
   bz2: (data, expectedLength) => bz2().decompress(data, expectedLength),
-  zstd: async (data) => zstd.decompress(data)
+  zstd: async (data, expectedLength) => {
+    // The frame header states its size; refuse before allocating it.
+    const declared = getFrameContentSize(data)
+    if (declared !== null && declared > expectedLength) {
+      throw new Error(`frame declares ${declared} bytes, more than the expected ${expectedLength}`)
+    }
+    return zstd.decompress(data)
+  }
 }
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
@@ -42,7 +50,8 @@ export const compressObject = (
   compression: Compression,
   data: Uint8Array
 ): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array }, CompressionError> => {
-  if (compression.algorithm === "none") return Effect.succeed({ algorithm: "none", bytes: data })
+  // Nothing compresses to less than nothing: Cinder ends up storing it raw too.
+  if (compression.algorithm === "none" || data.length === 0) return Effect.succeed({ algorithm: "none", bytes: data })
   const compress = compressors[compression.algorithm]
   return Effect.tryPromise({
     try: () => compress(data),
@@ -56,8 +65,8 @@ export const compressObject = (
 
 /**
  * Decompresses one object by the name recorded for it (`null` and every
- * alias accepted). `expectedLength` bounds zlib output so a corrupt or
- * hostile object cannot balloon memory.
+ * alias accepted). `expectedLength` bounds the output of every algorithm, so
+ * a corrupt or hostile object cannot balloon memory.
  */
 export const decompressObject = (
   name: string | null,

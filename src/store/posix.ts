@@ -70,7 +70,7 @@ export const makePosix = (options: PosixStoreOptions) =>
       const write = Effect.scoped(
         Effect.gen(function* () {
           const file = yield* fs.open(temp, { flag: "wx", mode: 0o660 })
-          yield* file.writeAll(bytes)
+          if (bytes.length > 0) yield* file.writeAll(bytes)
           yield* file.sync
         })
       ).pipe(
