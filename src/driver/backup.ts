@@ -117,91 +117,93 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const catalog = yield* BackupCatalog
-    let record = yield* catalog.get(backupId)
-    if (record.status !== "creating") {
-      return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}, not creating` })
+    const initial = yield* catalog.get(backupId)
+    if (initial.status !== "creating") {
+      return yield* new InvalidRequest({ reason: `backup ${backupId} is ${initial.status}, not creating` })
     }
-    const chunkSize = options.chunkSize ?? store.defaults.chunkSize
-    const shaBlockSize = options.shaBlockSize ?? store.defaults.shaBlockSize
-    yield* checkSizes(chunkSize, shaBlockSize)
-    const compression = yield* parseCompression(options.compression ?? "zlib")
-    const parentHashes = yield* parentHashesFor(record, shaBlockSize)
+    // From here on, any failure or interruption cleans up and marks the record.
+    const work = Effect.gen(function* () {
+      const chunkSize = options.chunkSize ?? store.defaults.chunkSize
+      const shaBlockSize = options.shaBlockSize ?? store.defaults.shaBlockSize
+      yield* checkSizes(chunkSize, shaBlockSize)
+      const compression = yield* parseCompression(options.compression ?? "zlib")
+      const parentHashes = yield* parentHashesFor(initial, shaBlockSize)
 
-    const container = store.containerFor(record)
-    yield* store.ensureContainer(container)
-    const prefix = store.objectPrefix(record, options.now ?? new Date())
-    record = yield* catalog.update(backupId, (r) => ({ ...r, container, service_metadata: prefix, service: store.defaults.service }))
-    const extra = store.extraMetadata(record)
+      const container = store.containerFor(initial)
+      yield* store.ensureContainer(container)
+      const prefix = store.objectPrefix(initial, options.now ?? new Date())
+      const record = yield* catalog.update(backupId, (r) => ({ ...r, container, service_metadata: prefix, service: store.defaults.service }))
+      const extra = store.extraMetadata(record)
 
-    const body = Effect.gen(function* () {
-      const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
-      const sha256s: Array<string> = []
-      let objectIndex = 0
-      const writePiece = (piece: Piece, name: string) =>
-        Effect.gen(function* () {
-          const md5 = createHash("md5").update(piece.data).digest("hex")
-          const { algorithm, bytes } = yield* compressObject(compression, piece.data)
-          yield* store.put(container, name, bytes, extra)
-          return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
-        })
-      const objects = yield* readChunks(volumePath, chunkSize).pipe(
-        Stream.mapConcat((chunk) => {
-          const hashes = shaBlocks(chunk.data, shaBlockSize)
-          const first = sha256s.length
-          sha256s.push(...hashes)
-          const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
-          // Numbered here, in volume order, whatever finishes first below.
-          const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
-          return [{ chunkBytes: chunk.data.length, named }]
-        }),
-        Stream.mapEffect(
-          ({ chunkBytes, named }) =>
-            Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
-              Effect.tap(() => progress.advance(chunkBytes))
-            ),
-          { concurrency: options.concurrency ?? store.defaults.concurrency }
-        ),
-        Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
-          all.push(...entries)
-          return all
-        })
+      const body = Effect.gen(function* () {
+        const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
+        const sha256s: Array<string> = []
+        let objectIndex = 0
+        const writePiece = (piece: Piece, name: string) =>
+          Effect.gen(function* () {
+            const md5 = createHash("md5").update(piece.data).digest("hex")
+            const { algorithm, bytes } = yield* compressObject(compression, piece.data)
+            yield* store.put(container, name, bytes, extra)
+            return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
+          })
+        const objects = yield* readChunks(volumePath, chunkSize).pipe(
+          Stream.mapConcat((chunk) => {
+            const hashes = shaBlocks(chunk.data, shaBlockSize)
+            const first = sha256s.length
+            sha256s.push(...hashes)
+            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
+            // Numbered here, in volume order, whatever finishes first below.
+            const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
+            return [{ chunkBytes: chunk.data.length, named }]
+          }),
+          Stream.mapEffect(
+            ({ chunkBytes, named }) =>
+              Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
+                Effect.tap(() => progress.advance(chunkBytes))
+              ),
+            { concurrency: options.concurrency ?? store.defaults.concurrency }
+          ),
+          Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
+            all.push(...entries)
+            return all
+          })
+        )
+        const volumeMeta = yield* Effect.serviceOption(VolumeMetadata).pipe(
+          Effect.flatMap(Option.match({ onNone: () => Effect.succeed(null), onSome: (api) => api.get(record.volume_id) }))
+        )
+        const common = {
+          version: FORMAT_VERSION,
+          backup_id: record.id,
+          volume_id: record.volume_id,
+          backup_name: record.display_name,
+          backup_description: record.display_description,
+          created_at: cinderTimestamp(record.created_at)
+        }
+        const shaFile: Sha256File = { ...common, chunk_size: shaBlockSize, sha256s }
+        const metadata: BackupMetadata = {
+          ...common,
+          objects,
+          parent_id: record.parent_id,
+          volume_meta: volumeMeta,
+          ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
+        }
+        // The metadata goes last: its presence marks a complete backup.
+        yield* store.put(container, sha256Name(prefix), encodeDocument(shaFile), extra)
+        yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
+        yield* progress.finish
+        return yield* catalog.update(backupId, (r) => ({ ...r, status: "available", object_count: objectIndex }))
+      }).pipe(Effect.scoped)
+
+      // Cancellation: the record turning deleting/deleted interrupts the body.
+      const cancelled = catalog.watch(backupId).pipe(
+        Stream.filter((status) => status === "deleting" || status === "deleted"),
+        Stream.runHead,
+        Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
       )
-      const volumeMeta = yield* Effect.serviceOption(VolumeMetadata).pipe(
-        Effect.flatMap(Option.match({ onNone: () => Effect.succeed(null), onSome: (api) => api.get(record.volume_id) }))
-      )
-      const common = {
-        version: FORMAT_VERSION,
-        backup_id: record.id,
-        volume_id: record.volume_id,
-        backup_name: record.display_name,
-        backup_description: record.display_description,
-        created_at: cinderTimestamp(record.created_at)
-      }
-      const shaFile: Sha256File = { ...common, chunk_size: shaBlockSize, sha256s }
-      const metadata: BackupMetadata = {
-        ...common,
-        objects,
-        parent_id: record.parent_id,
-        volume_meta: volumeMeta,
-        ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
-      }
-      // The metadata goes last: its presence marks a complete backup.
-      yield* store.put(container, sha256Name(prefix), encodeDocument(shaFile), extra)
-      yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
-      yield* progress.finish
-      return yield* catalog.update(backupId, (r) => ({ ...r, status: "available", object_count: objectIndex }))
-    }).pipe(Effect.scoped)
 
-    // Cancellation: the record turning deleting/deleted interrupts the body.
-    const cancelled = catalog.watch(backupId).pipe(
-      Stream.filter((status) => status === "deleting" || status === "deleted"),
-      Stream.runHead,
-      Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
-    )
-
-    return yield* Effect.raceFirst(body, cancelled).pipe(
-      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause)))
-    )
+      return yield* Effect.raceFirst(body, cancelled)
+    })
+    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
 
 /** After a failed, cancelled or interrupted backup: delete its objects, then mark the record. */
@@ -209,6 +211,8 @@ const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const record = yield* catalog.get(backupId)
+    // Interrupted after it was marked available: the backup is complete, keep it.
+    if (record.status === "available") return
     yield* deleteObjects(record)
     const failure = Cause.failureOption(cause)
     const wasCancelled = Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "BackupCancelled"

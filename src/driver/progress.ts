@@ -61,7 +61,8 @@ export const makeProgress = (
         Effect.suspend(() => {
           bytesDone += bytes
           objects += 1
-          return objects % every === 0 ? emit(event(false)) : Effect.void
+          // The last step is reported by `finish`, once.
+          return objects % every === 0 && bytesDone < bytesTotal ? emit(event(false)) : Effect.void
         }),
       finish: Effect.suspend(() => emit(event(true)))
     }

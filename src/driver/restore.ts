@@ -105,13 +105,15 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
     const { writer, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
     const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
-    for (const plan of plans) {
+    for (const [index, plan] of plans.entries()) {
+      // Zero parts may be skipped only where nothing was written before: in the full backup.
+      const skipZeros = sparse && index === 0
       yield* Stream.fromIterable(plan.objects).pipe(
         Stream.mapEffect((object) => Effect.map(fetchObject(plan.record, plan.metadata, object), (data) => ({ object, data })), {
           concurrency: options.concurrency ?? store.defaults.concurrency
         }),
         Stream.runForEach(({ object, data }) =>
-          writeData(writer, object.offset, data, sparse).pipe(
+          writeData(writer, object.offset, data, skipZeros).pipe(
             Effect.zipRight(writer.sync),
             Effect.zipRight(progress.advance(object.length))
           )

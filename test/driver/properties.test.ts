@@ -1,0 +1,138 @@
+/**
+ * Property tests of the driver: round trips over chains of incrementals,
+ * interruption of backups, cancellation of restores.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, FastCheck as fc, Fiber } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { backup, BackupCatalog, ObjectStore, restore } from "../../src/index.js"
+import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
+import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+
+const runs = { fastCheck: { numRuns: 100 } }
+
+describe("driver properties", () => {
+  it.effect.prop(
+    "a chain of 0-5 incrementals restores the last state byte for byte",
+    [volumeBytes(48 * 1024), sizes, fc.array(fc.record({ edits, compression: compressionName }), { maxLength: 5 }), compressionName],
+    ([initial, { chunkSize, shaBlockSize }, steps, firstCompression]) =>
+      withTempDir((dir) =>
+        Effect.gen(function* () {
+          const volumePath = join(dir, "volume.img")
+          let state: Uint8Array = initial
+          yield* writeVolume(volumePath, state)
+          let parent = yield* backup({ id: "b0", volume_id: "v" }, volumePath, {
+            chunkSize,
+            shaBlockSize,
+            compression: firstCompression
+          })
+          for (const [i, step] of steps.entries()) {
+            state = applyEdits(state, step.edits)
+            yield* writeVolume(volumePath, state)
+            parent = yield* backup({ id: `b${i + 1}`, volume_id: "v", parent_id: parent.id }, volumePath, {
+              chunkSize,
+              shaBlockSize,
+              compression: step.compression
+            })
+          }
+          const target = join(dir, "restored.img")
+          yield* restore(parent.id, target)
+          expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)
+          // And into an existing, dirty file that is not "new".
+          yield* writeVolume(target, new Uint8Array(state.length).fill(0xee))
+          yield* restore(parent.id, target, { volumeIsNew: false })
+          expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)
+        })
+      ).pipe(Effect.provide(memoryServices())),
+    runs
+  )
+
+  it.live.prop(
+    "an interruption at any point of a backup leaves no object of that backup",
+    [volumeBytes(64 * 1024), sizes, fc.nat({ max: 40 }), fc.boolean()],
+    ([volume, { chunkSize, shaBlockSize }, stopAfterPuts, incremental]) =>
+      withTempDir((dir) =>
+        Effect.gen(function* () {
+          const store = yield* ObjectStore
+          const catalog = yield* BackupCatalog
+          const volumePath = join(dir, "volume.img")
+          yield* writeVolume(volumePath, volume)
+          const options = { chunkSize, shaBlockSize, compression: "zlib" }
+          if (incremental) {
+            yield* backup({ id: "parent", volume_id: "v" }, volumePath, options)
+            yield* writeVolume(volumePath, applyEdits(volume, [{ at: 0.5, length: 3000, byte: 7 }]))
+          }
+          const reached = yield* Deferred.make<void>()
+          let puts = 0
+          const counting = wrapStore((s) => ({
+            ...s,
+            put: (c, o, b, x) =>
+              Effect.zipRight(
+                s.put(c, o, b, x),
+                Effect.suspend(() => (++puts > stopAfterPuts ? Deferred.succeed(reached, undefined) : Effect.void))
+              )
+          }))
+          const id = "interrupted"
+          const fiber = yield* Effect.fork(
+            counting(backup({ id, volume_id: "v", ...(incremental ? { parent_id: "parent" } : {}) }, volumePath, options))
+          )
+          // Interrupt after the chosen number of writes, or wherever it is when they never come.
+          yield* Effect.race(Deferred.await(reached), Fiber.await(fiber))
+          const exit = yield* Fiber.interrupt(fiber)
+          const record = yield* catalog.get(id)
+          const left = record.service_metadata === null ? [] : yield* store.list(record.container!, record.service_metadata)
+          // Interrupted after it completed: the backup stands, whole.
+          if (Exit.isSuccess(exit) || record.status === "available") {
+            expect(record.status).toBe("available")
+            expect(left.some((name) => name.endsWith("_metadata"))).toBe(true)
+          } else {
+            expect(left).toEqual([])
+            expect(record.status).toBe("error")
+          }
+        })
+      ).pipe(Effect.provide(memoryServices())),
+    runs
+  )
+
+  it.live.prop(
+    "a restore whose status changes fails with RestoreCancelled",
+    [volumeBytes(32 * 1024), fc.nat({ max: 20 }), fc.constantFrom("available" as const, "error" as const, "deleting" as const)],
+    ([volume, changeAtGet, newStatus]) =>
+      withTempDir((dir) =>
+        Effect.gen(function* () {
+          const catalog = yield* BackupCatalog
+          const volumePath = join(dir, "volume.img")
+          yield* writeVolume(volumePath, volume)
+          const options = { chunkSize: 2048, shaBlockSize: 512, compression: "zstd" }
+          yield* backup({ id: "full", volume_id: "v" }, volumePath, options)
+          yield* writeVolume(volumePath, applyEdits(volume, [{ at: 0.2, length: 4000, byte: 1 }]))
+          yield* backup({ id: "inc", volume_id: "v", parent_id: "full" }, volumePath, options)
+          let gets = 0
+          // At the chosen read, another party changes the status; the read then
+          // stalls, so only the status watcher can end the restore.
+          const changing = wrapStore((s) => ({
+            ...s,
+            get: (c, o, x) =>
+              Effect.suspend(() =>
+                gets++ === changeAtGet
+                  ? Effect.zipRight(Effect.orDie(catalog.transition("inc", ["restoring"], newStatus)), Effect.sleep("30 seconds"))
+                  : Effect.void
+              ).pipe(Effect.zipRight(s.get(c, o, x)))
+          }))
+          const exit = yield* Effect.exit(changing(restore("inc", join(dir, "target.img"))))
+          const totalGets = gets
+          if (changeAtGet < totalGets) {
+            expect(exit).toStrictEqual(Exit.fail(expect.objectContaining({ _tag: "RestoreCancelled", backupId: "inc" })))
+            expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain(newStatus)
+          } else {
+            expect(Exit.isSuccess(exit)).toBe(true)
+          }
+          // A cancelled restore does not claim the status back.
+          const status = (yield* catalog.get("inc")).status
+          expect(status).toBe(changeAtGet < totalGets ? newStatus : "available")
+        })
+      ).pipe(Effect.provide(memoryServices())),
+    { fastCheck: { numRuns: 100 } }
+  )
+})
