@@ -19,7 +19,7 @@ export const makeMemoryCatalog = Effect.gen(function* () {
       if (record === undefined) return Effect.fail(new BackupNotFound({ backupId: id }))
       const [result, next] = f(record)
       if (next === undefined) return Effect.succeed([result, records] as const)
-      return Effect.succeed([result, new Map(records).set(id, { ...next, updated_at: new Date() })] as const)
+      return Effect.succeed([result, new Map(records).set(id, next)] as const)
     })
 
   return BackupCatalog.of({
@@ -44,13 +44,13 @@ export const makeMemoryCatalog = Effect.gen(function* () {
       ),
     update: (id, change) =>
       modify(id, (record) => {
-        const next = change(record)
+        const next = { ...change(record), updated_at: new Date() }
         return [next, next] as const
       }),
     transition: (id, from, to, failReason) =>
       modify(id, (record) =>
         from.includes(record.status)
-          ? ([true, { ...record, status: to, fail_reason: failReason ?? record.fail_reason }] as const)
+          ? ([true, { ...record, status: to, fail_reason: failReason ?? record.fail_reason, updated_at: new Date() }] as const)
           : ([false, undefined] as const)
       ),
     watch: (id) =>

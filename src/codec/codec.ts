@@ -5,13 +5,17 @@
  * (python-zstd cannot read frames without it).
  */
 import { Effect } from "effect"
+import { createRequire } from "node:module"
 import { promisify } from "node:util"
 import * as zlib from "node:zlib"
 import * as zstd from "zstd-napi"
-import { getFrameContentSize } from "zstd-napi/binding.js"
+import type * as ZstdBinding from "zstd-napi/binding.js"
 import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
 import { CompressionError } from "../domain/errors.js"
 import { bz2 } from "./native.js"
+
+// A CommonJS module whose exports Node's ESM loader cannot name statically.
+const { getFrameContentSize } = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding
 
 const deflate = promisify(zlib.deflate)
 const inflate = promisify(zlib.inflate)

@@ -184,7 +184,8 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
           ...common,
           objects,
           parent_id: record.parent_id,
-          volume_meta: volumeMeta,
+          // Cinder stores no metadata for an empty answer.
+          volume_meta: volumeMeta === "" ? null : volumeMeta,
           ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
         }
         // The metadata goes last: its presence marks a complete backup.

@@ -95,7 +95,8 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
       Effect.gen(function* () {
         const metadata = yield* readMetadata(record)
         yield* checkObjectList(record, metadata)
-        if (metadata.volume_meta !== null) yield* checkVolumeMeta(record.id, metadata.volume_meta)
+        // Like Cinder, null and "" both mean "no volume metadata".
+        if (metadata.volume_meta) yield* checkVolumeMeta(record.id, metadata.volume_meta)
         return { record, metadata, objects: dataObjects(metadata) }
       })
     )
@@ -119,7 +120,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
           )
         )
       )
-      if (plan.metadata.volume_meta !== null && Option.isSome(metadataApi)) {
+      if (plan.metadata.volume_meta && Option.isSome(metadataApi)) {
         yield* metadataApi.value.put(options.volumeId ?? requested.volume_id, plan.metadata.volume_meta)
       }
     }

@@ -62,30 +62,43 @@ const byCodePoint = (a: string, b: string): number => {
   return left.length - right.length
 }
 
-const encodeValue = (value: unknown, indent: number, level: number): string => {
+interface Layout {
+  /** null: one line with Python's default ", " and ": " separators */
+  readonly indent: number | null
+  readonly sortKeys: boolean
+}
+
+const encodeValue = (value: unknown, layout: Layout, level: number): string => {
   if (value === null || value === undefined) return "null"
   if (value === true) return "true"
   if (value === false) return "false"
   if (typeof value === "number") return encodeNumber(value)
   if (typeof value === "bigint") return value.toString()
   if (typeof value === "string") return encodeString(value)
-  const inner = "\n" + " ".repeat(indent * (level + 1))
-  const outer = "\n" + " ".repeat(indent * level)
+  const { indent } = layout
+  const inner = indent === null ? "" : "\n" + " ".repeat(indent * (level + 1))
+  const outer = indent === null ? "" : "\n" + " ".repeat(indent * level)
+  const separator = indent === null ? ", " : "," + inner
   if (Array.isArray(value)) {
     if (value.length === 0) return "[]"
-    const items = value.map((item) => encodeValue(item, indent, level + 1))
-    return "[" + inner + items.join("," + inner) + outer + "]"
+    const items = value.map((item) => encodeValue(item, layout, level + 1))
+    return "[" + inner + items.join(separator) + outer + "]"
   }
   if (typeof value === "object") {
     const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined)
     if (keys.length === 0) return "{}"
-    const items = keys
-      .sort(byCodePoint)
-      .map((k) => encodeString(k) + ": " + encodeValue((value as Record<string, unknown>)[k], indent, level + 1))
-    return "{" + inner + items.join("," + inner) + outer + "}"
+    if (layout.sortKeys) keys.sort(byCodePoint)
+    const items = keys.map(
+      (k) => encodeString(k) + ": " + encodeValue((value as Record<string, unknown>)[k], layout, level + 1)
+    )
+    return "{" + inner + items.join(separator) + outer + "}"
   }
   throw new TypeError(`not JSON serializable: ${typeof value}`)
 }
 
 /** `json.dumps(value, sort_keys=True, indent=indent)` as text. */
-export const pythonJsonDumps = (value: unknown, indent = 2): string => encodeValue(value, indent, 0)
+export const pythonJsonDumps = (value: unknown, indent = 2): string => encodeValue(value, { indent, sortKeys: true }, 0)
+
+/** `json.dumps(value)`: one line, keys in insertion order (as oslo's jsonutils writes records). */
+export const pythonJsonDumpsCompact = (value: unknown): string =>
+  encodeValue(value, { indent: null, sortKeys: false }, 0)

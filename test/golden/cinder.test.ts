@@ -26,7 +26,7 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
@@ -534,6 +534,10 @@ describe("documents are byte-identical to Cinder's", () => {
             const ourText = readFileSync(join(ourDir, prefix + suffix), "utf8")
             expect(ourText, `${c.compression} ${kind} ${suffix}`).toBe(cinderText)
           }
+          // Posix permissions as Cinder sets them (container 0770, objects 0660).
+          const mode = (path: string) => (statSync(path).mode & 0o777).toString(8)
+          expect(mode(ourDir), `${c.compression} ${kind} container mode`).toBe(mode(cinderDir))
+          for (const name of names) expect(mode(join(ourDir, name)), `${name} mode`).toBe(mode(join(cinderDir, name)))
           const dataObjects = names.filter((name) => !name.endsWith("_metadata") && !name.endsWith("_sha256file"))
           expect(dataObjects.length).toBe(theirs.object_count)
           if (c.identicalObjects) {

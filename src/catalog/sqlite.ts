@@ -1,0 +1,237 @@
+/**
+ * SQLite BackupCatalog on @effect/sql-sqlite-node: the embedded default
+ * catalog. Several CLI processes may share one file: WAL lets readers run
+ * beside the one writer, the busy timeout makes writers queue instead of
+ * failing with SQLITE_BUSY, and read-modify-write runs under BEGIN IMMEDIATE.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { Migrator, SqlClient, SqlSchema } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Duration, Effect, Layer, Option, Predicate, Schedule, Schema, Stream } from "effect"
+import type { ParseError } from "effect/ParseResult"
+import { resolve } from "node:path"
+import { BackupNotFound, CatalogError } from "../domain/errors.js"
+import { BackupRecord, BackupStatus } from "../domain/record.js"
+import { BackupCatalog } from "./BackupCatalog.js"
+
+export interface SqliteCatalogOptions {
+  /** How often `watch` looks for changes committed by other connections (default 100 ms). */
+  readonly pollInterval?: Duration.DurationInput
+}
+
+/** A row of `backups`: dates are ISO-8601 UTC text with ms, readable in the sqlite3 shell and ordered as text. */
+const BackupRow = Schema.Struct({
+  ...BackupRecord.fields,
+  created_at: Schema.Date,
+  updated_at: Schema.NullOr(Schema.Date)
+})
+
+const migrations = Migrator.fromRecord({
+  "1_create_backups": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.all(
+      [
+        sql`CREATE TABLE backups (
+          id TEXT PRIMARY KEY NOT NULL,
+          volume_id TEXT NOT NULL,
+          parent_id TEXT,
+          container TEXT,
+          service_metadata TEXT,
+          status TEXT NOT NULL,
+          size INTEGER NOT NULL,
+          volume_size_bytes INTEGER NOT NULL,
+          object_count INTEGER NOT NULL,
+          display_name TEXT,
+          display_description TEXT,
+          created_at TEXT NOT NULL,
+          updated_at TEXT,
+          availability_zone TEXT,
+          service TEXT,
+          fail_reason TEXT
+        )`,
+        sql`CREATE INDEX backups_volume_id ON backups (volume_id)`,
+        sql`CREATE INDEX backups_parent_id ON backups (parent_id)`
+      ],
+      { discard: true }
+    ))
+})
+
+// The generic Migrator: SqliteMigrator only adds a schema dump that shells out
+// to the sqlite3 binary, and would make the layer need a CommandExecutor.
+const migrate = Migrator.make({})({ loader: migrations })
+
+type StorageError = SqlError | ParseError | Migrator.MigrationError
+
+const isStorageError = (error: unknown): error is StorageError =>
+  Predicate.isTagged(error, "SqlError") || Predicate.isTagged(error, "ParseError") ||
+  Predicate.isTagged(error, "MigrationError")
+
+const messageOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+
+const catalogError = (operation: string, backupId: string | undefined, reason: string) =>
+  new CatalogError({ operation, reason, ...(backupId === undefined ? {} : { backupId }) })
+
+const reasonOf = (error: StorageError) =>
+  error._tag === "SqlError"
+    ? `${error.message}: ${messageOf(error.cause)}` // the driver's message says what went wrong
+    : error._tag === "ParseError"
+    ? `malformed row: ${error.message}`
+    : error.message
+
+/** Turns driver, decoding and migration errors into CatalogError; other errors pass through. */
+const storageErrors = (operation: string, backupId?: string) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, StorageError> | CatalogError, R> =>
+  Effect.mapError(effect, (error) =>
+    isStorageError(error) ? catalogError(operation, backupId, reasonOf(error)) : error as Exclude<E, StorageError>
+  )
+
+// better-sqlite3 waits for a locked file synchronously, blocking the event loop: if
+// one connection of this process held a transaction across an async step, another
+// would block the loop until the timeout and fail. So a process queues its own
+// writers per file, and SQLite's lock only arbitrates between processes.
+const writeLocks = new Map<string, Effect.Semaphore>()
+const writeLockFor = (filename: string) => {
+  const key = resolve(filename)
+  const existing = writeLocks.get(key)
+  if (existing !== undefined) return existing
+  const lock = Effect.unsafeMakeSemaphore(1)
+  writeLocks.set(key, lock)
+  return lock
+}
+
+/** A BackupCatalog over an open SqliteClient; runs the migrations first. */
+export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
+  Effect.gen(function*() {
+    const sql = yield* SqliteClient.SqliteClient
+    const lock = writeLockFor(sql.config.filename)
+    const pollInterval = options.pollInterval ?? Duration.millis(100)
+    const write = lock.withPermits(1)
+
+    // BEGIN IMMEDIATE takes the write lock before the first read, so two
+    // read-modify-writes cannot interleave. (A deferred transaction that has
+    // read cannot wait for the lock: SQLite fails it at once with SQLITE_BUSY.)
+    const transaction = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+      write(Effect.scoped(Effect.flatMap(sql.reserve, (conn) => {
+        const exec = (statement: string) => Effect.asVoid(conn.executeUnprepared(statement, [], undefined))
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.zipRight(
+            exec("BEGIN IMMEDIATE"),
+            restore(Effect.provideService(body, SqlClient.TransactionConnection, [conn, 0])).pipe(
+              Effect.tap(() => exec("COMMIT")),
+              // also after a failed COMMIT, which leaves the transaction open
+              Effect.onError(() => Effect.ignore(exec("ROLLBACK")))
+            )
+          )
+        )
+      })))
+
+    // Explicit rather than relying on better-sqlite3's default; WAL is set by SqliteClient.
+    yield* sql`PRAGMA busy_timeout = 5000`.pipe(storageErrors("open"))
+    // Inside BEGIN IMMEDIATE so processes opening a new file together migrate
+    // it once; the Migrator turns a failing migration into a defect.
+    yield* transaction(Effect.provideService(migrate, SqlClient.SqlClient, sql)).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(catalogError("migrate", undefined, messageOf(defect)))),
+      storageErrors("migrate")
+    )
+
+    const findRow = SqlSchema.findOne({
+      Request: Schema.String,
+      Result: BackupRow,
+      execute: (id) => sql`SELECT * FROM backups WHERE id = ${id}`
+    })
+    const findRows = SqlSchema.findAll({
+      Request: Schema.UndefinedOr(Schema.String),
+      Result: BackupRow,
+      // rowid breaks ties in insertion order, like the memory catalog
+      execute: (volumeId) =>
+        volumeId === undefined
+          ? sql`SELECT * FROM backups ORDER BY created_at, rowid`
+          : sql`SELECT * FROM backups WHERE volume_id = ${volumeId} ORDER BY created_at, rowid`
+    })
+    const encodeRow = Schema.encode(BackupRow)
+    const decodeStatus = Schema.decodeUnknown(BackupStatus)
+
+    const get = (id: string) =>
+      Effect.flatMap(findRow(id), Option.match({
+        onNone: () => Effect.fail(new BackupNotFound({ backupId: id })),
+        onSome: Effect.succeed
+      }))
+
+    // data_version moves when another connection commits, total_changes() when
+    // this one writes: a poll reads the row only when one of them moved.
+    const version = Effect.map(
+      sql<{ v: number; local: number }>`SELECT data_version AS v, total_changes() AS local FROM pragma_data_version`,
+      (rows) => `${rows[0]?.v}:${rows[0]?.local}`
+    )
+    const readStatus = (id: string) =>
+      Effect.flatMap(
+        sql<{ status: unknown }>`SELECT status FROM backups WHERE id = ${id}`,
+        (rows) => (rows[0] === undefined ? Effect.succeed(null) : decodeStatus(rows[0].status))
+      )
+
+    return BackupCatalog.of({
+      get: (id) => get(id).pipe(storageErrors("get", id)),
+      list: (filter) => findRows(filter?.volumeId).pipe(storageErrors("list")),
+      create: (record) =>
+        Effect.flatMap(encodeRow(record), (row) => write(sql`INSERT INTO backups ${sql.insert(row)}`)).pipe(
+          Effect.asVoid,
+          Effect.catchIf(
+            (error) => Predicate.isTagged(error, "SqlError") && Predicate.hasProperty(error.cause, "code") &&
+              error.cause.code === "SQLITE_CONSTRAINT_PRIMARYKEY",
+            () => Effect.fail(catalogError("create", record.id, "a backup with this id exists"))
+          ),
+          storageErrors("create", record.id)
+        ),
+      update: (id, change) =>
+        transaction(Effect.gen(function*() {
+          // the id is the row's key; updated_at records this write, as in the memory catalog
+          const next: BackupRecord = { ...change(yield* get(id)), id, updated_at: new Date() }
+          yield* sql`UPDATE backups SET ${sql.update(yield* encodeRow(next), ["id"])} WHERE id = ${id}`
+          return next
+        })).pipe(storageErrors("update", id)),
+      transition: (id, from, to, failReason) =>
+        Effect.gen(function*() {
+          if (from.length > 0) {
+            // one statement: the check and the write are atomic across processes
+            const changed = yield* write(sql`UPDATE backups
+              SET status = ${to}, fail_reason = COALESCE(${failReason ?? null}, fail_reason),
+                  updated_at = ${new Date().toISOString()}
+              WHERE id = ${id} AND status IN ${sql.in(from)} RETURNING id`)
+            if (changed.length > 0) return true
+          }
+          yield* get(id) // nothing changed: a status mismatch, or no such record
+          return false
+        }).pipe(storageErrors("transition", id)),
+      watch: (id) =>
+        Stream.suspend(() => {
+          let seen: string | undefined // the version of the last read, per subscriber
+          const poll = Effect.flatMap(version, (current) => {
+            if (current === seen) return Effect.succeed([])
+            seen = current
+            return Effect.map(readStatus(id), (status) => [status])
+          })
+          return Stream.repeatEffectWithSchedule(poll, Schedule.spaced(pollInterval)).pipe(
+            Stream.flattenIterables,
+            Stream.takeWhile((status): status is BackupStatus => status !== null),
+            Stream.changes,
+            Stream.mapError((error) => catalogError("watch", id, reasonOf(error)))
+          )
+        })
+    })
+  })
+
+/** The SQLite catalog in `filename` (created and migrated when needed). */
+export const layerSqliteCatalog = (
+  filename: string,
+  options: SqliteCatalogOptions = {}
+): Layer.Layer<BackupCatalog, CatalogError> =>
+  Layer.effect(BackupCatalog, makeSqliteCatalog(options)).pipe(
+    Layer.provide(Layer.scoped(
+      SqliteClient.SqliteClient,
+      SqliteClient.make({ filename, disableWAL: false }).pipe(
+        // better-sqlite3 throws when it cannot open the file (missing directory, not a database)
+        Effect.catchAllDefect((defect) => Effect.fail(catalogError("open", undefined, messageOf(defect)))),
+        Effect.provide(Reactivity.layer)
+      )
+    ))
+  )

@@ -1,0 +1,248 @@
+/**
+ * The command line: parse, pick layers, show progress. No backup logic here;
+ * every command calls a driver program or the catalog.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Config, Console, Effect, Option } from "effect"
+import { createHash, randomUUID } from "node:crypto"
+import { realpathSync } from "node:fs"
+import { resolve } from "node:path"
+import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import { InvalidRequest } from "../domain/errors.js"
+import type { BackupRecord } from "../domain/record.js"
+import { backup } from "../driver/backup.js"
+import { deleteBackup } from "../driver/delete.js"
+import { metadataName } from "../driver/objects.js"
+import { restore } from "../driver/restore.js"
+import { exportRecord, importRecord } from "../format/record.js"
+import { ObjectStore } from "../store/ObjectStore.js"
+import { servicesFor, type GlobalOptions } from "./environment.js"
+import { formatBytes, makeProgressView } from "./progressView.js"
+
+const root = Command.make("chunked-backup", {
+  repo: Options.text("repo").pipe(
+    Options.withDescription("repository directory holding the posix store and the catalog"),
+    Options.withFallbackConfig(Config.string("CHUNKED_BACKUP_REPO")),
+    Options.withDefault("./chunked-backup-repo")
+  ),
+  store: Options.text("store").pipe(
+    Options.withDescription("object store URL: posix:<dir> (default posix:<repo>/store)"),
+    Options.optional
+  ),
+  catalog: Options.text("catalog").pipe(
+    Options.withDescription("SQLite catalog file (default <repo>/catalog.sqlite)"),
+    Options.optional
+  ),
+  json: Options.boolean("json").pipe(Options.withDescription("machine-readable output: one JSON object on stdout")),
+  verbose: Options.boolean("verbose").pipe(Options.withDescription("show error causes and stack traces"))
+})
+
+/** Runs `program` on the services the global options name. */
+const withServices = <A, E>(program: (options: GlobalOptions) => Effect.Effect<A, E, BackupCatalog | ObjectStore | import("@effect/platform").FileSystem.FileSystem>) =>
+  Effect.flatMap(root, (options) =>
+    Effect.flatMap(servicesFor(options), (layer) => Effect.provide(program(options), layer))
+  )
+
+const recordJson = (record: BackupRecord) => ({
+  ...record,
+  created_at: record.created_at.toISOString(),
+  updated_at: record.updated_at?.toISOString() ?? null
+})
+
+const print = (options: GlobalOptions, json: unknown, text: string) =>
+  Console.log(options.json ? JSON.stringify(json) : text)
+
+/** A stable volume id for a path, so `--incremental` finds earlier backups of the same volume. */
+const volumeIdFor = (path: string) => {
+  const digest = createHash("sha256").update(`chunked-backup:${realpathSync(path)}`).digest("hex")
+  return `${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`
+}
+
+const newestAvailable = (volumeId: string) =>
+  Effect.flatMap(BackupCatalog, (catalog) => catalog.list({ volumeId })).pipe(
+    Effect.map((records) => records.filter((r) => r.status === "available").at(-1)),
+    Effect.flatMap((record) =>
+      record === undefined
+        ? Effect.fail(new InvalidRequest({ reason: `no available backup of volume ${volumeId} to base an incremental on; make a full backup first` }))
+        : Effect.succeed(record.id)
+    )
+  )
+
+const backupCommand = Command.make(
+  "backup",
+  {
+    volume: Args.file({ name: "volume", exists: "yes" }).pipe(Args.withDescription("image file or block device to back up")),
+    volumeId: Options.text("volume-id").pipe(Options.withDescription("volume UUID (default: derived from the volume's path)"), Options.optional),
+    backupId: Options.text("backup-id").pipe(Options.withDescription("backup UUID (default: a new one)"), Options.optional),
+    name: Options.text("name").pipe(Options.optional),
+    description: Options.text("description").pipe(Options.optional),
+    incremental: Options.boolean("incremental").pipe(Options.withDescription("incremental on the newest available backup of the volume")),
+    parent: Options.text("parent").pipe(Options.withDescription("incremental on this backup"), Options.optional),
+    compression: Options.text("compression").pipe(Options.withDescription("none, zlib (gzip), bz2 (bzip2) or zstd"), Options.withDefault("zlib")),
+    chunkSize: Options.integer("chunk-size").pipe(Options.withDescription("bytes per object"), Options.withDefault(52428800)),
+    shaBlockSize: Options.integer("sha-block-size").pipe(Options.withDescription("change-tracking block size"), Options.withDefault(32768)),
+    container: Options.text("container").pipe(Options.withDescription("container (default: the store's)"), Options.optional),
+    concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects in flight (default: the store's)"), Options.optional)
+  },
+  (args) =>
+    withServices((options) =>
+      Effect.gen(function* () {
+        const volumePath = resolve(args.volume)
+        const volumeId = Option.getOrElse(args.volumeId, () => volumeIdFor(volumePath))
+        if (args.incremental && Option.isSome(args.parent)) {
+          return yield* new InvalidRequest({ reason: "use either --incremental or --parent, not both" })
+        }
+        const parentId = args.incremental ? yield* newestAvailable(volumeId) : Option.getOrNull(args.parent)
+        const view = makeProgressView({ json: options.json })
+        const record = yield* backup(
+          {
+            id: Option.getOrElse(args.backupId, () => randomUUID()),
+            volume_id: volumeId,
+            parent_id: parentId,
+            display_name: Option.getOrNull(args.name),
+            display_description: Option.getOrNull(args.description),
+            container: Option.getOrNull(args.container),
+            availability_zone: "nova"
+          },
+          volumePath,
+          {
+            compression: args.compression,
+            chunkSize: args.chunkSize,
+            shaBlockSize: args.shaBlockSize,
+            onProgress: view.onProgress,
+            progressEveryObjects: view.everyObjects,
+            progressInterval: view.interval,
+            ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) })
+          }
+        )
+        yield* print(options, recordJson(record), record.id)
+      })
+    )
+).pipe(Command.withDescription("back up a volume (full, or incremental with --incremental/--parent)"))
+
+const backupIdArg = Args.text({ name: "backup-id" })
+
+const restoreCommand = Command.make(
+  "restore",
+  {
+    backupId: backupIdArg,
+    target: Args.text({ name: "target" }).pipe(Args.withDescription("file (created if missing) or block device")),
+    fresh: Options.boolean("new").pipe(Options.withDescription("the target is new and zeroed: keep it sparse"))
+  },
+  (args) =>
+    withServices((options) =>
+      Effect.gen(function* () {
+        const view = makeProgressView({ json: options.json })
+        const result = yield* restore(args.backupId, resolve(args.target), {
+          volumeIsNew: args.fresh,
+          onProgress: view.onProgress,
+          progressEveryObjects: view.everyObjects,
+          progressInterval: view.interval
+        })
+        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}`)
+      })
+    )
+).pipe(Command.withDescription("restore a backup and its chain into a file or device"))
+
+const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =>
+  withServices((options) =>
+    Effect.flatMap(deleteBackup(args.backupId), (result) =>
+      print(options, result, `deleted ${args.backupId} (${result.objectsDeleted} objects)`)
+    )
+  )
+).pipe(Command.withDescription("delete a backup that no incremental depends on"))
+
+const listCommand = Command.make(
+  "list",
+  { volumeId: Options.text("volume-id").pipe(Options.optional) },
+  (args) =>
+    withServices((options) =>
+      Effect.gen(function* () {
+        const catalog = yield* BackupCatalog
+        const records = yield* catalog.list(Option.match(args.volumeId, { onNone: () => ({}), onSome: (volumeId) => ({ volumeId }) }))
+        const rows = records.map((r) =>
+          [r.id, r.status, r.parent_id === null ? "full" : `incr of ${r.parent_id.slice(0, 8)}`, formatBytes(r.volume_size_bytes), String(r.object_count), r.created_at.toISOString().slice(0, 19).replace("T", " "), r.display_name ?? ""].join("  ")
+        )
+        yield* print(options, records.map(recordJson), rows.length === 0 ? "no backups" : rows.join("\n"))
+      })
+    )
+).pipe(Command.withDescription("list backups, oldest first"))
+
+const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
+  withServices((options) =>
+    Effect.gen(function* () {
+      const record = recordJson(yield* (yield* BackupCatalog).get(args.backupId))
+      const text = Object.entries(record).map(([k, v]) => `${k.padEnd(20)} ${v ?? ""}`).join("\n")
+      yield* print(options, record, text)
+    })
+  )
+).pipe(Command.withDescription("show one backup record"))
+
+const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =>
+  withServices((options) =>
+    Effect.gen(function* () {
+      const catalog = yield* BackupCatalog
+      // A running backup stops when its record turns deleting; a restore when it leaves restoring.
+      if (yield* catalog.transition(args.backupId, ["creating"], "deleting")) {
+        return yield* print(options, { backupId: args.backupId, cancelled: "backup" }, `cancelling backup ${args.backupId}`)
+      }
+      if (yield* catalog.transition(args.backupId, ["restoring"], "available")) {
+        return yield* print(options, { backupId: args.backupId, cancelled: "restore" }, `cancelling restore of ${args.backupId}`)
+      }
+      const record = yield* catalog.get(args.backupId)
+      return yield* new InvalidRequest({ reason: `backup ${args.backupId} is ${record.status}: no backup or restore of it is running` })
+    })
+  )
+).pipe(Command.withDescription("cancel a running backup or restore (from another process)"))
+
+const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (args) =>
+  withServices((options) =>
+    Effect.gen(function* () {
+      const record = yield* (yield* BackupCatalog).get(args.backupId)
+      if (record.status !== "available") {
+        return yield* new InvalidRequest({ reason: `backup ${args.backupId} is ${record.status}; only available backups can be exported` })
+      }
+      const exported = exportRecord(record, (yield* ObjectStore).defaults.service)
+      yield* print(options, exported, cinderTable([["backup_service", exported.backup_service], ["backup_url", exported.backup_url]]))
+    })
+  )
+).pipe(Command.withDescription("print the record as Cinder's backup-export does"))
+
+/** The prettytable `cinder` prints: a Property/Value table. */
+const cinderTable = (rows: ReadonlyArray<readonly [string, string]>) => {
+  const left = Math.max("Property".length, ...rows.map(([k]) => k.length))
+  const right = Math.max("Value".length, ...rows.map(([, v]) => v.length))
+  const rule = `+${"-".repeat(left + 2)}+${"-".repeat(right + 2)}+`
+  const line = (k: string, v: string) => `| ${k.padEnd(left)} | ${v.padEnd(right)} |`
+  return [rule, line("Property", "Value"), rule, ...rows.map(([k, v]) => line(k, v)), rule].join("\n")
+}
+
+const importCommand = Command.make(
+  "import-record",
+  { backupService: Args.text({ name: "backup_service" }), backupUrl: Args.text({ name: "backup_url" }) },
+  (args) =>
+    withServices((options) =>
+      Effect.gen(function* () {
+        const record = yield* importRecord(args.backupService, args.backupUrl)
+        const store = yield* ObjectStore
+        // The backup must be in the store before the catalog claims it.
+        yield* store.get(record.container!, metadataName(record.service_metadata!))
+        yield* (yield* BackupCatalog).create(record)
+        yield* print(options, recordJson(record), `imported ${record.id}`)
+      })
+    )
+).pipe(Command.withDescription("recreate a record exported by Cinder's backup-export or export-record"))
+
+export const command = root.pipe(
+  Command.withDescription("Cinder-compatible chunked backups of volumes"),
+  Command.withSubcommands([
+    backupCommand,
+    restoreCommand,
+    deleteCommand,
+    listCommand,
+    showCommand,
+    cancelCommand,
+    exportCommand,
+    importCommand
+  ])
+)

@@ -1,0 +1,62 @@
+/**
+ * Renders progress events: a bar with bytes, throughput and ETA on a
+ * terminal; line-delimited JSON on stderr otherwise (or with --json).
+ */
+import { type Duration, Effect } from "effect"
+import type { ProgressEvent } from "../driver/progress.js"
+
+const units = ["B", "KiB", "MiB", "GiB", "TiB"]
+
+export const formatBytes = (bytes: number): string => {
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`
+}
+
+const formatSeconds = (seconds: number) =>
+  !Number.isFinite(seconds) ? "--" : seconds < 60 ? `${Math.ceil(seconds)}s` : `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, "0")}s`
+
+export interface ProgressView {
+  readonly onProgress: (event: ProgressEvent) => Effect.Effect<void>
+  /** How often events are wanted: a bar wants many, a log fewer. */
+  readonly everyObjects: number
+  readonly interval: Duration.DurationInput
+}
+
+export const makeProgressView = (options: { readonly json: boolean; readonly stream?: NodeJS.WriteStream }): ProgressView => {
+  const stream = options.stream ?? process.stderr
+  const started = Date.now()
+  const throughput = (event: ProgressEvent) => event.bytesDone / Math.max(0.001, (Date.now() - started) / 1000)
+  if (options.json || !stream.isTTY) {
+    return {
+      everyObjects: 10,
+      interval: "2 seconds",
+      onProgress: (event) =>
+        Effect.sync(() => {
+          const line = { type: "progress", ...event, percent: Math.round(event.percent * 10) / 10, bytesPerSecond: Math.round(throughput(event)) }
+          stream.write(JSON.stringify(line) + "\n")
+        })
+    }
+  }
+  return {
+    everyObjects: 1,
+    interval: "500 millis",
+    onProgress: (event) =>
+      Effect.sync(() => {
+        const width = 30
+        const filled = Math.round((event.percent / 100) * width)
+        const rate = throughput(event)
+        const eta = rate > 0 ? (event.bytesTotal - event.bytesDone) / rate : Infinity
+        const bar = "█".repeat(filled) + "░".repeat(width - filled)
+        const text =
+          `${event.operation} ${bar} ${event.percent.toFixed(0).padStart(3)}% ` +
+          `${formatBytes(event.bytesDone)}/${formatBytes(event.bytesTotal)} ` +
+          `${formatBytes(rate)}/s ${event.done ? `in ${formatSeconds((Date.now() - started) / 1000)}` : `ETA ${formatSeconds(eta)}`}`
+        stream.write(`\r\x1b[2K${text}${event.done ? "\n" : ""}`)
+      })
+  }
+}
