@@ -127,7 +127,8 @@ const restoreCommand = Command.make(
   {
     backupId: backupIdArg,
     target: Args.text({ name: "target" }).pipe(Args.withDescription("file (created if missing) or block device")),
-    fresh: Options.boolean("new").pipe(Options.withDescription("the target is new and zeroed: keep it sparse"))
+    fresh: Options.boolean("new").pipe(Options.withDescription("the target is new and zeroed: keep it sparse")),
+    concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects fetched at once (default: the store's)"), Options.optional)
   },
   (args) =>
     withServices((options) =>
@@ -135,6 +136,7 @@ const restoreCommand = Command.make(
         const view = makeProgressView({ json: options.json })
         const result = yield* restore(args.backupId, resolve(args.target), {
           volumeIsNew: args.fresh,
+          ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
           onProgress: view.onProgress,
           progressEveryObjects: view.everyObjects,
           progressInterval: view.interval

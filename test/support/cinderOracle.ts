@@ -151,7 +151,7 @@ const runOnce = (request: object): Promise<unknown> =>
 /** One oracle run, queued behind the parallelism limit. */
 export function runOracle(request: OracleBackupRequest): Promise<OracleBackupResult>
 export function runOracle(request: OracleRestoreRequest): Promise<OracleRestoreResult>
-export function runOracle(request: { readonly op: string }): Promise<unknown>
+export function runOracle(request: { readonly op: string; readonly [field: string]: unknown }): Promise<unknown>
 export async function runOracle(request: { readonly op: string }): Promise<unknown> {
   await acquire()
   try {

@@ -1,0 +1,255 @@
+/**
+ * End to end: the real bin/chunked-backup in child processes, on the
+ * embedded default (posix store + SQLite catalog in a temp repo).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { exitCodes } from "../../src/cli/errors.js"
+import { cli, startCli } from "../support/cli.js"
+import { runOracle, type OracleBackupResult, type OracleRecord } from "../support/cinderOracle.js"
+import { withTempDir } from "../support/layers.js"
+
+/** Compressible but varied text: bzip2 works hard on it. */
+const textVolume = (bytes: number, seed = 7) => {
+  const words = ["alpha", "block", "cinder", "delta", "extent", "frame", "glance", "hash", "inode", "journal", "kernel", "ledger"]
+  const out = Buffer.alloc(bytes)
+  let x = seed
+  let offset = 0
+  while (offset < bytes) {
+    x = (x * 1103515245 + 12345) >>> 0
+    offset += out.write(words[x % words.length]! + (x % 7 === 0 ? "\n" : " "), offset)
+  }
+  return out
+}
+
+const objectsIn = (dir: string): Array<string> =>
+  readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => e.name)
+
+const json = (text: string) => JSON.parse(text) as Record<string, unknown>
+
+describe("CLI end to end", () => {
+  it.live("backup, incremental, restore, compare; list, show, delete", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "disk.img")
+        const data = textVolume(3 * 1024 * 1024 + 123)
+        writeFileSync(volume, data)
+        const full = yield* cli(["backup", volume, "--chunk-size", "1048576", "--name", "first"], env)
+        expect(full.code, full.stderr).toBe(0)
+        const fullId = full.stdout.trim()
+        expect(fullId).toMatch(/^[0-9a-f-]{36}$/)
+        data.fill(0x41, 2_000_000, 2_200_000)
+        writeFileSync(volume, data)
+        // Global options may come after the subcommand.
+        const incr = yield* cli(["backup", volume, "--incremental", "--chunk-size", "1048576", "--json", "--compression", "zstd"], env)
+        expect(incr.code, incr.stderr).toBe(0)
+        const record = json(incr.stdout)
+        expect(record).toMatchObject({ parent_id: fullId, status: "available", object_count: 2 })
+        // Without a terminal, progress is JSON lines on stderr.
+        const events = incr.stderr.trim().split("\n").map(json)
+        expect(events.at(-1)).toMatchObject({ type: "progress", percent: 100, done: true })
+
+        const target = join(dir, "restored.img")
+        const restored = yield* cli(["restore", String(record.id), target, "--new"], env)
+        expect(restored.code, restored.stderr).toBe(0)
+        expect(readFileSync(target).equals(data)).toBe(true)
+
+        const list = yield* cli(["--json", "list"], env)
+        expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((r) => r.id)).toEqual([fullId, record.id])
+        const show = yield* cli(["show", fullId], env)
+        expect(show.stdout).toContain("first")
+
+        const refused = yield* cli(["delete", fullId], env)
+        expect(refused.code).toBe(exitCodes.InvalidRequest)
+        expect(refused.stderr).toContain("dependent incremental backups")
+        expect((yield* cli(["delete", String(record.id)], env)).code).toBe(0)
+        expect((yield* cli(["delete", fullId], env)).code).toBe(0)
+        expect(objectsIn(join(dir, "repo", "store"))).toEqual([])
+      })
+    )
+  )
+
+  it.live("cancel from a second process stops a running backup within a second and removes its objects", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "big.img")
+        writeFileSync(volume, textVolume(96 * 1024 * 1024))
+        const id = "0c7e2a4b-1111-4222-8333-944455556666"
+        const running = startCli(["backup", volume, "--backup-id", id, "--compression", "bz2", "--chunk-size", "1048576", "--concurrency", "1"], env)
+        // Wait until it has written something.
+        yield* Effect.promise(async () => {
+          for (let i = 0; i < 200; i++) {
+            await new Promise((r) => setTimeout(r, 50))
+            const store = join(dir, "repo", "store")
+            try {
+              if (objectsIn(store).length >= 2) return
+            } catch {
+              // the store appears with the first object
+            }
+          }
+        })
+        const cancelledAt = Date.now()
+        const cancel = yield* cli(["cancel", id], env)
+        expect(cancel.code, cancel.stderr).toBe(0)
+        const result = yield* Effect.promise(() => running.result)
+        expect(Date.now() - cancelledAt).toBeLessThan(1500)
+        expect(result.code).toBe(exitCodes.BackupCancelled)
+        expect(result.stderr).toContain(`backup ${id} was cancelled`)
+        expect(objectsIn(join(dir, "repo", "store"))).toEqual([])
+        const show = json((yield* cli(["--json", "show", id], env)).stdout)
+        expect(show.status).toBe("deleted")
+      })
+    )
+  )
+
+  it.live("cancel from a second process stops a running restore with the RestoreCancelled exit code", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "big.img")
+        writeFileSync(volume, textVolume(64 * 1024 * 1024))
+        const id = "0c7e2a4b-2222-4222-8333-944455556666"
+        const made = yield* cli(["backup", volume, "--backup-id", id, "--compression", "bz2", "--chunk-size", "131072"], env)
+        expect(made.code, made.stderr).toBe(0)
+        const target = join(dir, "target.img")
+        const running = startCli(["restore", id, target, "--concurrency", "1"], env)
+        // The target appears once the restore has checked the documents and started writing.
+        yield* Effect.promise(async () => {
+          for (let i = 0; i < 400 && !existsSync(target); i++) await new Promise((r) => setTimeout(r, 25))
+        })
+        const cancelledAt = Date.now()
+        expect((yield* cli(["cancel", id], env)).code).toBe(0)
+        const result = yield* Effect.promise(() => running.result)
+        expect(Date.now() - cancelledAt).toBeLessThan(1500)
+        expect(result.code).toBe(exitCodes.RestoreCancelled)
+        expect(result.stderr).toContain(`restore of backup ${id} was cancelled`)
+        // The backup stays available and restorable.
+        const again = yield* cli(["restore", id, join(dir, "again.img"), "--new"], env)
+        expect(again.code, again.stderr).toBe(0)
+        expect(readFileSync(join(dir, "again.img")).equals(readFileSync(volume))).toBe(true)
+      })
+    )
+  )
+
+  it.live("bad arguments are usage errors; unknown ids and states have their own exit codes", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "v.img")
+        writeFileSync(volume, textVolume(100_000))
+        expect((yield* cli(["backup"], env)).code).toBe(exitCodes.usage)
+        expect((yield* cli(["frobnicate"], env)).code).toBe(exitCodes.usage)
+        expect((yield* cli(["backup", volume, "--chunk-size", "lots"], env)).code).toBe(exitCodes.usage)
+        expect((yield* cli(["backup", join(dir, "missing.img")], env)).code).toBe(exitCodes.usage)
+        const sizes = yield* cli(["backup", volume, "--chunk-size", "1000", "--sha-block-size", "512"], env)
+        expect(sizes.code).toBe(exitCodes.InvalidRequest)
+        expect(sizes.stderr).toContain("not a multiple")
+        const compression = yield* cli(["backup", volume, "--compression", "lzma"], env)
+        expect(compression.code).toBe(exitCodes.InvalidRequest)
+        const unknown = yield* cli(["restore", "no-such-backup", join(dir, "t.img")], env)
+        expect(unknown.code).toBe(exitCodes.BackupNotFound)
+        expect(unknown.stderr).toBe("chunked-backup: backup no-such-backup not found in the catalog\n")
+        expect((yield* cli(["show", "nope"], env)).code).toBe(exitCodes.BackupNotFound)
+        expect((yield* cli(["cancel", "nope"], env)).code).toBe(exitCodes.BackupNotFound)
+        const noParent = yield* cli(["backup", volume, "--incremental"], env)
+        expect(noParent.code).toBe(exitCodes.InvalidRequest)
+        expect(noParent.stderr).toContain("make a full backup first")
+        const store = yield* cli(["--store", "ftp://x", "list"], env)
+        expect(store.code).toBe(exitCodes.InvalidRequest)
+        const help = yield* cli(["restore", "--help"], env)
+        expect(help.code).toBe(0)
+        expect(help.stdout).toContain("--new")
+      })
+    )
+  )
+})
+
+describe("CLI record export/import with the real Cinder", () => {
+  it.live("a record exported here imports into Cinder, and Cinder restores the backup from it", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "disk.img")
+        const data = textVolume(2 * 1024 * 1024 + 77)
+        writeFileSync(volume, data)
+        const volumeId = "9b2f3c1e-4d5a-4b6c-8d7e-0f1a2b3c4d5e"
+        const made = yield* cli(["backup", volume, "--volume-id", volumeId, "--chunk-size", "1048576", "--name", "é export"], env)
+        expect(made.code, made.stderr).toBe(0)
+        const id = made.stdout.trim()
+        const table = yield* cli(["export-record", id], env)
+        expect(table.stdout).toMatch(/^\+-+\+-+\+\n\| Property +\| Value +\|\n/)
+        expect(table.stdout).toMatch(/\| backup_service \| cinder\.backup\.drivers\.posix\.PosixBackupDriver +\|/)
+        const exported = json((yield* cli(["export-record", id, "--json"], env)).stdout) as { backup_service: string; backup_url: string }
+        const decoded = (yield* Effect.promise(() =>
+          runOracle({ op: "import", backup_path: join(dir, "repo", "store"), record: exported })
+        )) as Record<string, unknown>
+        expect(decoded).toMatchObject({ id, volume_id: volumeId, status: "available", display_name: "é export", object_count: 3, size: 1 })
+        // Cinder restores from what it imported.
+        const target = join(dir, "cinder-restored.img")
+        writeFileSync(target, Buffer.alloc(data.length))
+        yield* Effect.promise(() =>
+          runOracle({
+            op: "restore",
+            backup_path: join(dir, "repo", "store"),
+            volume_path: target,
+            backup: { ...(decoded as unknown as OracleRecord), status: "restoring" }
+          })
+        )
+        expect(readFileSync(target).equals(data)).toBe(true)
+      })
+    )
+  )
+
+  it.live("a record exported by Cinder imports here, after which restore works", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const storeRoot = join(dir, "repo", "store")
+        const volume = join(dir, "disk.img")
+        const data = textVolume(1024 * 1024 * 2 + 5)
+        writeFileSync(volume, data)
+        const record: OracleRecord = {
+          id: "3c0ffee0-1234-4abc-9def-00000000c1d2",
+          volume_id: "9b2f3c1e-4d5a-4b6c-8d7e-0f1a2b3c4d5e",
+          parent_id: null,
+          container: null,
+          service_metadata: null,
+          display_name: "from cinder",
+          display_description: null,
+          created_at: "2026-11-26T04:04:46+00:00",
+          size: 1,
+          availability_zone: "nova"
+        }
+        const backedUp = yield* Effect.promise(() =>
+          runOracle({ op: "backup", backup_path: storeRoot, backup: record, volume_path: volume, compression: "bz2", chunk_size: 1048576, sha_block_size: 32768 })
+        )
+        const exported = (yield* Effect.promise(() =>
+          runOracle({ op: "export", backup_path: storeRoot, backup: { ...record, ...pick(backedUp), status: "available" } })
+        )) as { backup_service: string; backup_url: string }
+        const missingStore = yield* cli(["--store", `posix:${join(dir, "elsewhere")}`, "import-record", exported.backup_service, exported.backup_url], env)
+        expect(missingStore.code).toBe(exitCodes.ContainerNotFound)
+        const imported = yield* cli(["import-record", exported.backup_service, exported.backup_url], env)
+        expect(imported.code, imported.stderr).toBe(0)
+        const target = join(dir, "restored.img")
+        const restored = yield* cli(["restore", record.id, target], env)
+        expect(restored.code, restored.stderr).toBe(0)
+        expect(readFileSync(target).equals(data)).toBe(true)
+        const again = yield* cli(["import-record", exported.backup_service, exported.backup_url], env)
+        expect(again.code).toBe(exitCodes.CatalogError)
+        const garbage = yield* cli(["import-record", exported.backup_service, "bm90IGpzb24="], env)
+        expect(garbage.code).toBe(exitCodes.InvalidRequest)
+      })
+    )
+  )
+})
+
+const pick = (r: OracleBackupResult) => ({
+  container: r.container,
+  service_metadata: r.service_metadata,
+  object_count: r.object_count,
+  service: r.service
+})
