@@ -1,9 +1,11 @@
 /**
- * Restore: Cinder's ChunkedBackupDriver.restore. The chain is walked from the
- * full backup to the requested one; each backup's object list is checked
- * against its metadata, each object is decompressed, length- and
- * md5-verified, written at its offset and fsynced. A fresh target stays
- * sparse: all-zero MiB parts are not written.
+ * Restore: Cinder's ChunkedBackupDriver.restore, flattened. Every backup of
+ * the chain has its documents read and its object list checked first; then
+ * each byte of the volume is taken from the newest object covering it, so an
+ * object is fetched at most once and shadowed objects not at all. Fetched
+ * objects are decompressed and length- and md5-verified as a whole, their
+ * visible ranges written and fsynced. A fresh target stays sparse: all-zero
+ * MiB parts are not written (safe, as every byte is written only once).
  *
  * The requested backup is `restoring` for the duration; when its status
  * changes, the restore is interrupted and fails with RestoreCancelled.
@@ -17,6 +19,7 @@ import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from 
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
+import { flatten } from "./extents.js"
 import { checkObjectList, locate, readMetadata } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { openTarget, type VolumeWriter } from "./volume.js"
@@ -102,24 +105,28 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     )
     // A full backup's objects cover the whole volume.
     const volumeSize = Math.max(0, ...plans[0]!.objects.map((o) => o.offset + o.length))
-    const totalBytes = plans.reduce((sum, plan) => sum + plan.objects.reduce((s, o) => s + o.length, 0), 0)
+    // Each byte comes from the newest object that covers it, fetched once.
+    const placed = flatten(plans.map((plan) => plan.objects.map((object) => ({ ...object, plan }))))
+    const totalBytes = placed.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0)
     const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
     const { writer, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
-    const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
-    for (const [index, plan] of plans.entries()) {
-      // Zero parts may be skipped only where nothing was written before: in the full backup.
-      const skipZeros = sparse && index === 0
-      yield* Stream.fromIterable(plan.objects).pipe(
-        Stream.mapEffect((object) => Effect.map(fetchObject(plan.record, plan.metadata, object), (data) => ({ object, data })), {
-          concurrency: options.concurrency ?? store.defaults.concurrency
-        }),
-        Stream.runForEach(({ object, data }) =>
-          writeData(writer, object.offset, data, skipZeros).pipe(
-            Effect.zipRight(writer.sync),
-            Effect.zipRight(progress.advance(object.length))
-          )
+    yield* Stream.fromIterable(placed).pipe(
+      Stream.mapEffect(
+        ({ object, visible }) => Effect.map(fetchObject(object.plan.record, object.plan.metadata, object), (data) => ({ object, visible, data })),
+        { concurrency: options.concurrency ?? store.defaults.concurrency }
+      ),
+      Stream.runForEach(({ object, visible, data }) =>
+        Effect.forEach(visible, (range) => writeData(writer, range.start, data.subarray(range.start - object.offset, range.end - object.offset), sparse), {
+          discard: true
+        }).pipe(
+          Effect.zipRight(writer.sync),
+          Effect.zipRight(progress.advance(visible.reduce((s, r) => s + r.end - r.start, 0)))
         )
       )
+    )
+    // Cinder hands each backup's volume metadata over in chain order.
+    const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
+    for (const plan of plans) {
       if (plan.metadata.volume_meta && Option.isSome(metadataApi)) {
         yield* metadataApi.value.put(options.volumeId ?? requested.volume_id, plan.metadata.volume_meta)
       }

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
+import { flatten } from "../../src/driver/extents.js"
+
+interface Obj {
+  readonly id: number
+  readonly offset: number
+  readonly length: number
+}
+
+const layersArb = fc.array(
+  fc.array(fc.record({ offset: fc.nat({ max: 200 }), length: fc.integer({ min: 1, max: 60 }) }), { maxLength: 6 }),
+  { minLength: 1, maxLength: 6 }
+)
+
+describe("flatten", () => {
+  it.prop("matches painting every object in order, newest last, and writes each byte once", [layersArb], ([raw]) => {
+    let id = 0
+    const layers: Array<Array<Obj>> = raw.map((layer) => layer.map((o) => ({ ...o, id: id++ })))
+    const painted = new Array<number>(300).fill(-1)
+    for (const layer of layers) for (const o of layer) painted.fill(o.id, o.offset, o.offset + o.length)
+    const flat = new Array<number>(300).fill(-1)
+    for (const { object, visible } of flatten(layers)) {
+      for (const r of visible) {
+        expect(r.start).toBeGreaterThanOrEqual(object.offset)
+        expect(r.end).toBeLessThanOrEqual(object.offset + object.length)
+        for (let i = r.start; i < r.end; i++) {
+          expect(flat[i]).toBe(-1)
+          flat[i] = object.id
+        }
+      }
+    }
+    expect(flat).toEqual(painted)
+  }, { fastCheck: { numRuns: 300 } })
+
+  it("skips objects that later backups hide completely", () => {
+    const full = [{ offset: 0, length: 100 }, { offset: 100, length: 100 }]
+    const incr = [{ offset: 90, length: 120 }]
+    const placed = flatten([full, incr])
+    expect(placed.map((p) => p.visible)).toEqual([[{ start: 0, end: 90 }], [{ start: 90, end: 210 }]])
+  })
+})
