@@ -24,7 +24,8 @@ export interface SqliteCatalogOptions {
 const BackupRow = Schema.Struct({
   ...BackupRecord.fields,
   created_at: Schema.Date,
-  updated_at: Schema.NullOr(Schema.Date)
+  updated_at: Schema.NullOr(Schema.Date),
+  lease_expires_at: Schema.NullOr(Schema.Date)
 })
 
 const migrations = Migrator.fromRecord({
@@ -53,7 +54,9 @@ const migrations = Migrator.fromRecord({
         sql`CREATE INDEX backups_parent_id ON backups (parent_id)`
       ],
       { discard: true }
-    ))
+    )),
+  "2_add_lease": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.asVoid(sql`ALTER TABLE backups ADD COLUMN lease_expires_at TEXT`))
 })
 
 // The generic Migrator: SqliteMigrator only adds a schema dump that shells out

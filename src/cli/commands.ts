@@ -3,14 +3,18 @@
  * every command calls a driver program or the catalog.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Config, Console, Effect, Option } from "effect"
+import type { FileSystem } from "@effect/platform"
+import { Config, Console, Duration, Effect, Option } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"
 import { resolve } from "node:path"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
-import { InvalidRequest } from "../domain/errors.js"
+import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
+import { cleanup } from "../driver/cleanup.js"
+import type { LeaseOptions } from "../driver/lease.js"
+import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
 import { metadataName } from "../driver/objects.js"
 import { restore } from "../driver/restore.js"
@@ -38,10 +42,14 @@ const root = Command.make("chunked-backup", {
 })
 
 /** Runs `program` on the services the global options name. */
-const withServices = <A, E>(program: (options: GlobalOptions) => Effect.Effect<A, E, BackupCatalog | ObjectStore | import("@effect/platform").FileSystem.FileSystem>) =>
-  Effect.flatMap(root, (options) =>
-    Effect.flatMap(servicesFor(options), (layer) => Effect.provide(program(options), layer))
-  )
+const withServices = <A, E>(program: (options: GlobalOptions & { readonly lease: LeaseOptions }) => Effect.Effect<A, E, BackupCatalog | ObjectStore | FileSystem.FileSystem>) =>
+  Effect.gen(function* () {
+    const options = yield* root
+    // Tests shorten leases to see a killed process's record cleaned up quickly.
+    const leaseSeconds = yield* Config.integer("CHUNKED_BACKUP_LEASE_SECONDS").pipe(Config.withDefault(30))
+    const layer = yield* servicesFor(options)
+    return yield* Effect.provide(program({ ...options, lease: { leaseDuration: Duration.seconds(leaseSeconds) } }), layer)
+  })
 
 const recordJson = (record: BackupRecord) => ({
   ...record,
@@ -92,6 +100,8 @@ const backupCommand = Command.make(
         if (args.incremental && Option.isSome(args.parent)) {
           return yield* new InvalidRequest({ reason: "use either --incremental or --parent, not both" })
         }
+        // Records left behind by processes that died are settled before anything else.
+        yield* cleanup(options.lease)
         const parentId = args.incremental ? yield* newestAvailable(volumeId) : Option.getOrNull(args.parent)
         const view = makeProgressView({ json: options.json })
         const record = yield* backup(
@@ -109,9 +119,8 @@ const backupCommand = Command.make(
             compression: args.compression,
             chunkSize: args.chunkSize,
             shaBlockSize: args.shaBlockSize,
-            onProgress: view.onProgress,
-            progressEveryObjects: view.everyObjects,
-            progressInterval: view.interval,
+            ...view.options,
+            ...options.lease,
             ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) })
           }
         )
@@ -137,9 +146,8 @@ const restoreCommand = Command.make(
         const result = yield* restore(args.backupId, resolve(args.target), {
           volumeIsNew: args.fresh,
           ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
-          onProgress: view.onProgress,
-          progressEveryObjects: view.everyObjects,
-          progressInterval: view.interval
+          ...view.options,
+          ...options.lease
         })
         yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}`)
       })
@@ -235,6 +243,45 @@ const importCommand = Command.make(
     )
 ).pipe(Command.withDescription("recreate a record exported by Cinder's backup-export or export-record"))
 
+const verifyCommand = Command.make(
+  "verify",
+  {
+    backupId: backupIdArg,
+    full: Options.boolean("full").pipe(Options.withDescription("also rebuild the volume and check every sha block"))
+  },
+  (args) =>
+    withServices((options) =>
+      Effect.gen(function* () {
+        const view = makeProgressView({ json: options.json })
+        const report = yield* verify(args.backupId, {
+          full: args.full,
+          ...view.options,
+          ...options.lease
+        })
+        const lines = report.problems.map((p) => `problem: backup ${p.backupId}${p.object === undefined ? "" : ` object ${p.object}`}: ${p.problem}`)
+        const summary = `${report.problems.length === 0 ? "ok" : "FAILED"}: ${report.backups} backup(s), ${report.objectsChecked} objects, ${formatBytes(report.bytesChecked)} checked${report.full ? ", sha256 list checked" : ""}`
+        yield* print(options, report, [...lines, summary].join("\n"))
+        if (report.problems.length > 0) {
+          return yield* new VerificationFailed({ backupId: report.backupId, problems: report.problems })
+        }
+      })
+    )
+).pipe(Command.withDescription("check a backup's chain, objects and md5s (and with --full its sha256 list) without writing"))
+
+const cleanupCommand = Command.make("cleanup", {}, () =>
+  withServices((options) =>
+    Effect.flatMap(cleanup(options.lease), (actions) =>
+      print(
+        options,
+        actions,
+        actions.length === 0
+          ? "nothing to clean up"
+          : actions.map((a) => `${a.backupId}: ${a.was} -> ${a.now} (${a.objectsDeleted} objects deleted)`).join("\n")
+      )
+    )
+  )
+).pipe(Command.withDescription("settle backups, restores and deletes whose process died (also run before every backup)"))
+
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
   Command.withSubcommands([
@@ -245,6 +292,8 @@ export const command = root.pipe(
     showCommand,
     cancelCommand,
     exportCommand,
-    importCommand
+    importCommand,
+    verifyCommand,
+    cleanupCommand
   ])
 )

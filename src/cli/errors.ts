@@ -24,7 +24,9 @@ export const exitCodes = {
   VolumeError: 11,
   CatalogError: 12,
   CompressionError: 13,
-  VolumeMetadataError: 14
+  VolumeMetadataError: 14,
+  VolumeBusy: 15,
+  VerificationFailed: 16
 } as const
 
 export interface Outcome {

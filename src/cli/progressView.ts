@@ -2,8 +2,8 @@
  * Renders progress events: a bar with bytes, throughput and ETA on a
  * terminal; line-delimited JSON on stderr otherwise (or with --json).
  */
-import { type Duration, Effect } from "effect"
-import type { ProgressEvent } from "../driver/progress.js"
+import { Effect } from "effect"
+import type { ProgressEvent, ProgressOptions } from "../driver/progress.js"
 
 const units = ["B", "KiB", "MiB", "GiB", "TiB"]
 
@@ -21,10 +21,8 @@ const formatSeconds = (seconds: number) =>
   !Number.isFinite(seconds) ? "--" : seconds < 60 ? `${Math.ceil(seconds)}s` : `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, "0")}s`
 
 export interface ProgressView {
-  readonly onProgress: (event: ProgressEvent) => Effect.Effect<void>
-  /** How often events are wanted: a bar wants many, a log fewer. */
-  readonly everyObjects: number
-  readonly interval: Duration.DurationInput
+  /** The driver's progress options: the renderer, and how often it wants events (a bar many, a log fewer). */
+  readonly options: Required<ProgressOptions>
 }
 
 export const makeProgressView = (options: { readonly json: boolean; readonly stream?: NodeJS.WriteStream }): ProgressView => {
@@ -33,19 +31,22 @@ export const makeProgressView = (options: { readonly json: boolean; readonly str
   const throughput = (event: ProgressEvent) => event.bytesDone / Math.max(0.001, (Date.now() - started) / 1000)
   if (options.json || !stream.isTTY) {
     return {
-      everyObjects: 10,
-      interval: "2 seconds",
-      onProgress: (event) =>
+      options: {
+        progressEveryObjects: 10,
+        progressInterval: "2 seconds",
+        onProgress: (event) =>
         Effect.sync(() => {
           const line = { type: "progress", ...event, percent: Math.round(event.percent * 10) / 10, bytesPerSecond: Math.round(throughput(event)) }
           stream.write(JSON.stringify(line) + "\n")
         })
+      }
     }
   }
   return {
-    everyObjects: 1,
-    interval: "500 millis",
-    onProgress: (event) =>
+    options: {
+      progressEveryObjects: 1,
+      progressInterval: "500 millis",
+      onProgress: (event) =>
       Effect.sync(() => {
         const width = 30
         const filled = Math.round((event.percent / 100) * width)
@@ -58,5 +59,6 @@ export const makeProgressView = (options: { readonly json: boolean; readonly str
           `${formatBytes(rate)}/s ${event.done ? `in ${formatSeconds((Date.now() - started) / 1000)}` : `ETA ${formatSeconds(eta)}`}`
         stream.write(`\r\x1b[2K${text}${event.done ? "\n" : ""}`)
       })
+    }
   }
 }

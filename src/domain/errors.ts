@@ -118,3 +118,26 @@ export class VolumeMetadataError extends Data.TaggedError("VolumeMetadataError")
     return `backup ${this.backupId}: volume metadata: ${this.reason}`
   }
 }
+
+/** Another backup of the same volume is running. */
+export class VolumeBusy extends Data.TaggedError("VolumeBusy")<{
+  readonly volumeId: string
+  /** the backup that is running */
+  readonly backupId: string
+}> {
+  override get message() {
+    return `volume ${this.volumeId} is being backed up by backup ${this.backupId}; try again when it has finished`
+  }
+}
+
+/** `verify` found problems; the report lists every one. */
+export class VerificationFailed extends Data.TaggedError("VerificationFailed")<{
+  readonly backupId: string
+  readonly problems: ReadonlyArray<{ readonly backupId: string; readonly object?: string; readonly problem: string }>
+}> {
+  override get message() {
+    const first = this.problems[0]
+    const more = this.problems.length > 1 ? ` (and ${this.problems.length - 1} more)` : ""
+    return `backup ${this.backupId} failed verification: ${first === undefined ? "" : `${first.object ?? first.backupId}: ${first.problem}`}${more}`
+  }
+}

@@ -38,7 +38,12 @@ export const BackupRecord = Schema.Struct({
   availability_zone: Schema.NullOr(Schema.String),
   /** the driver that wrote it, e.g. cinder.backup.drivers.posix.PosixBackupDriver */
   service: Schema.NullOr(Schema.String),
-  fail_reason: Schema.NullOr(Schema.String)
+  fail_reason: Schema.NullOr(Schema.String),
+  /**
+   * While a backup, restore or delete runs, the process renews this lease;
+   * a record in progress whose lease ran out belongs to a process that died.
+   */
+  lease_expires_at: Schema.NullOr(Schema.DateFromSelf)
 })
 export type BackupRecord = typeof BackupRecord.Type
 
@@ -62,5 +67,6 @@ export const newBackupRecord = (fields: NewBackup): BackupRecord => ({
   availability_zone: null,
   service: null,
   fail_reason: null,
+  lease_expires_at: null,
   ...fields
 })

@@ -15,17 +15,18 @@ import { createHash, hash } from "node:crypto"
 import { compressObject } from "../codec/codec.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
-import { BackupCancelled, InvalidBackup, InvalidRequest } from "../domain/errors.js"
+import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
 import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
 import { cinderTimestamp, encodeDocument } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
+import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
-export interface BackupOptions extends ProgressOptions {
+export interface BackupOptions extends ProgressOptions, LeaseOptions {
   /** Cinder's backup_compression_algorithm; default zlib. */
   readonly compression?: string
   /** bytes per object of a full backup; default: the store's */
@@ -192,18 +193,25 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         yield* store.put(container, sha256Name(prefix), encodeDocument(shaFile), extra)
         yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
         yield* progress.finish
-        return yield* catalog.update(backupId, (r) => ({ ...r, status: "available", object_count: objectIndex }))
+        // Compare-and-set: a record claimed meanwhile (cancel, cleanup) is not made available.
+        const done = yield* catalog.update(backupId, (r) =>
+          r.status === "creating" ? { ...r, status: "available", object_count: objectIndex, lease_expires_at: null } : r
+        )
+        if (done.status !== "available") return yield* new BackupCancelled({ backupId })
+        return done
       }).pipe(Effect.scoped)
 
       // Cancellation: the record turning deleting/deleted interrupts the body.
+      // Cancellation: the record leaving `creating` (Cinder: deleting/deleted) interrupts the body.
       const cancelled = catalog.watch(backupId).pipe(
-        Stream.filter((status) => status === "deleting" || status === "deleted"),
+        Stream.filter((status) => status !== "creating"),
         Stream.runHead,
         Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
       )
 
+      yield* holdLease(backupId, options)
       return yield* Effect.raceFirst(body, cancelled)
-    })
+    }).pipe(Effect.scoped)
     return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
 
@@ -229,6 +237,25 @@ const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
   }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 
 /**
+ * One backup of a volume at a time, as Cinder refuses a volume that is
+ * backing-up. The catalog lists records in creation order, so of two racing
+ * backups the first created proceeds and the other sees it and is refused.
+ */
+const refuseConcurrent = (backupId: string, volumeId: string, options: LeaseOptions) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    const now = new Date()
+    const running = (yield* catalog.list({ volumeId })).filter(
+      (r) => r.status === "creating" && (r.id === backupId || !leaseExpired(r, now, options))
+    )
+    const first = running[0]
+    if (first !== undefined && first.id !== backupId) {
+      yield* catalog.transition(backupId, ["creating"], "error", `backup ${first.id} of the same volume was running`)
+      return yield* new VolumeBusy({ volumeId, backupId: first.id })
+    }
+  })
+
+/**
  * Creates the record (status `creating`, size from the volume) and backs up
  * into it: what `cinder backup-create` plus the backup manager do.
  */
@@ -243,6 +270,7 @@ export const backup = (
     if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })
     const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
     yield* catalog.create(newBackupRecord({ volume_size_bytes: info.size, ...fields, created_at: createdAt, status: "creating" }))
+    yield* refuseConcurrent(fields.id, fields.volume_id, options)
     return yield* runBackup(fields.id, volumePath, options)
   })
 

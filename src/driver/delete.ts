@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import { InvalidRequest } from "../domain/errors.js"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
+import { claim, holdLease } from "./lease.js"
 import { deleteObjects } from "./objects.js"
 
 export const deleteBackup = (backupId: string) =>
@@ -19,12 +20,13 @@ export const deleteBackup = (backupId: string) =>
       })
     }
     const allowed = ["available", "error", "error_deleting", "deleting"] as const
-    if (!(yield* catalog.transition(backupId, allowed, "deleting"))) {
+    if (!(yield* claim(backupId, allowed, "deleting"))) {
       return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status} and cannot be deleted now` })
     }
+    yield* holdLease(backupId)
     const deleted = yield* deleteObjects(record).pipe(
       Effect.tapError((e) => catalog.transition(backupId, ["deleting"], "error_deleting", e.message))
     )
     yield* catalog.transition(backupId, ["deleting"], "deleted")
     return { backupId, objectsDeleted: deleted }
-  }).pipe(Effect.withSpan("chunked-backup.delete", { attributes: { backupId } }))
+  }).pipe(Effect.scoped, Effect.withSpan("chunked-backup.delete", { attributes: { backupId } }))

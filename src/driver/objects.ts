@@ -90,5 +90,6 @@ export const deleteObjects = (record: BackupRecord) =>
       concurrency: store.defaults.concurrency,
       discard: true
     })
+    if (store.removeLeftovers !== undefined) yield* store.removeLeftovers(container, record.service_metadata)
     return names.length
   })

@@ -20,12 +20,13 @@ import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
+import { claim, holdLease, type LeaseOptions } from "./lease.js"
 import { checkObjectList, locate, readMetadata } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { openTarget, type VolumeWriter } from "./volume.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
 
-export interface RestoreOptions extends ProgressOptions {
+export interface RestoreOptions extends ProgressOptions, LeaseOptions {
   /** The target is a new, zeroed volume: keep it sparse (a missing target file is always new). */
   readonly volumeIsNew?: boolean
   /** objects fetched and decompressed at once; default: the store's hint */
@@ -143,7 +144,7 @@ export const restore = (backupId: string, targetPath: string, options: RestoreOp
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const record = yield* catalog.get(backupId)
-    const claimed = yield* catalog.transition(backupId, ["available"], "restoring")
+    const claimed = yield* claim(backupId, ["available"], "restoring", options)
     if (!claimed) {
       return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}; only an available backup can be restored` })
     }
@@ -157,7 +158,8 @@ export const restore = (backupId: string, targetPath: string, options: RestoreOp
         })
       )
     )
-    return yield* Effect.raceFirst(restoreChain(record, targetPath, options), cancelled).pipe(
+    const work = Effect.zipRight(holdLease(backupId, options), restoreChain(record, targetPath, options))
+    return yield* Effect.raceFirst(Effect.scoped(work), cancelled).pipe(
       Effect.ensuring(catalog.transition(backupId, ["restoring"], "available").pipe(Effect.ignoreLogged))
     )
   }).pipe(Effect.withSpan("chunked-backup.restore", { attributes: { backupId } }))

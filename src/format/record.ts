@@ -121,6 +121,7 @@ export const importRecord = (backupService: string, backupUrl: string): Effect.E
       updated_at: null,
       availability_zone: fields.availability_zone,
       service: fields.service ?? backupService,
-      fail_reason: null
+      fail_reason: null,
+      lease_expires_at: null
     } satisfies BackupRecord
   })

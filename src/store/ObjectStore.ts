@@ -49,6 +49,12 @@ export interface ObjectStoreBackend {
   ) => Effect.Effect<Uint8Array, StoreFailure | ObjectNotFound>
   /** Deleting a missing object succeeds. */
   readonly delete: (container: string, object: string) => Effect.Effect<void, StoreFailure>
+  /**
+   * Removes what interrupted writes of objects under `prefix` left behind
+   * (posix temp files of a killed process); for stores whose writes leave
+   * nothing, absent. Returns how many were removed.
+   */
+  readonly removeLeftovers?: (container: string, prefix: string) => Effect.Effect<number, StoreFailure>
 }
 
 export interface ObjectStore extends ObjectStoreBackend {}
@@ -84,7 +90,13 @@ export const make = (backend: ObjectStoreBackend): ObjectStore => ({
   get: (container, object, extra) =>
     Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.get(container, object, extra)),
   delete: (container, object) =>
-    Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.delete(container, object))
+    Effect.zipRight(Effect.zipRight(checkName(container), checkName(object)), backend.delete(container, object)),
+  ...(backend.removeLeftovers === undefined
+    ? {}
+    : {
+        removeLeftovers: (container: string, prefix: string) =>
+          Effect.zipRight(checkName(container), backend.removeLeftovers!(container, prefix))
+      })
 })
 
 /** Cinder's `%Y%m%d%H%M%S` of a UTC instant. */

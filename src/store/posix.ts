@@ -66,7 +66,8 @@ export const makePosix = (options: PosixStoreOptions) =>
 
     const writeAtomically = (container: string, object: string, bytes: Uint8Array) => {
       const target = pathOf(container, object)
-      const temp = join(dirOf(container), TEMP_PREFIX + randomBytes(8).toString("hex"))
+      // Named after the object, so leftovers of a killed process can be found by prefix.
+      const temp = join(dirOf(container), `${TEMP_PREFIX}${object}`.slice(0, MAX_SEGMENT_BYTES - 17) + "." + randomBytes(8).toString("hex"))
       const write = Effect.scoped(
         Effect.gen(function* () {
           const file = yield* fs.open(temp, { flag: "wx", mode: 0o660 })
@@ -124,6 +125,14 @@ export const makePosix = (options: PosixStoreOptions) =>
             ),
             Effect.mapError((error) => ("_tag" in error && (error._tag === "SystemError" || error._tag === "BadArgument") ? classify("read", container, object)(error) : error))
           )
+        ),
+      removeLeftovers: (container, prefix) =>
+        fs.readDirectory(dirOf(container)).pipe(
+          Effect.map((names) => names.filter((name) => name.startsWith(TEMP_PREFIX + prefix))),
+          Effect.tap((names) => Effect.forEach(names, (name) => Effect.ignore(fs.remove(join(dirOf(container), name))), { discard: true })),
+          Effect.map((names) => names.length),
+          Effect.catchIf(isNotFound, () => Effect.succeed(0)),
+          Effect.mapError(classify("list", container))
         ),
       delete: (container, object) =>
         Effect.zipRight(

@@ -23,7 +23,8 @@ const fullRecord = (id: string): BackupRecord => ({
   updated_at: new Date("2026-03-04T06:07:08.912Z"),
   availability_zone: "nova",
   service: "cinder.backup.drivers.posix.PosixBackupDriver",
-  fail_reason: "an earlier attempt failed"
+  fail_reason: "an earlier attempt failed",
+  lease_expires_at: new Date("2026-03-04T06:08:09.123Z")
 })
 
 const at = (iso: string) => new Date(iso)

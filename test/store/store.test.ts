@@ -2,7 +2,7 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
-import { readdirSync, statSync } from "node:fs"
+import { readdirSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { layerMemory, layerPosix, ObjectStore, type PosixStoreOptions } from "../../src/index.js"
 import { objectStoreConformance } from "./conformance.js"
@@ -69,6 +69,21 @@ describe("posix store specifics", () => {
         yield* Fiber.interrupt(fiber)
         const left = readdirSync(join(root, "c"))
         expect(left.filter((n) => n !== "big")).toEqual([])
+      })
+    )
+  )
+
+  it.effect("removeLeftovers removes temp files that a killed writer left under a prefix, and nothing else", () =>
+    withRoot((root) =>
+      Effect.gen(function* () {
+        const store = yield* ObjectStore
+        yield* store.ensureContainer("c")
+        yield* store.put("c", "pre-00001", new Uint8Array([1]))
+        writeFileSync(join(root, "c", ".chunked-backup-tmp-pre-00002.0123456789abcdef"), "partial")
+        writeFileSync(join(root, "c", ".chunked-backup-tmp-other-00001.0123456789abcdef"), "partial")
+        expect(yield* store.list("c", "pre")).toEqual(["pre-00001"])
+        expect(yield* store.removeLeftovers!("c", "pre")).toBe(1)
+        expect(readdirSync(join(root, "c")).sort()).toEqual([".chunked-backup-tmp-other-00001.0123456789abcdef", "pre-00001"])
       })
     )
   )
