@@ -13,6 +13,7 @@ import type * as ZstdBinding from "zstd-napi/binding.js"
 import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
 import { CompressionError } from "../domain/errors.js"
 import { bz2 } from "./native.js"
+import { compressInWorker, decompressInWorker } from "./pool.js"
 
 // A CommonJS module whose exports Node's ESM loader cannot name statically.
 const { getFrameContentSize } = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding
@@ -89,4 +90,37 @@ export const decompressObject = (
     try: () => decompress(data, expectedLength),
     catch: (e) => new CompressionError({ algorithm: label, reason: `decompression failed: ${describe(e)}`, object })
   })
+}
+
+/**
+ * What a backup does with each piece: md5 and compression (raw when it does
+ * not shrink), in a worker thread. `data` is handed over to the worker.
+ */
+export const prepareObject = (
+  compression: Compression,
+  data: Uint8Array
+): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
+  compressInWorker(compression.algorithm, data).pipe(
+    Effect.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 })),
+    Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
+  )
+
+/**
+ * What a restore does with each object: decompression by its recorded name
+ * and md5 of the result, in a worker thread. `data` is handed over.
+ */
+export const openObject = (
+  name: string | null,
+  data: Uint8Array,
+  expectedLength: number,
+  object: string
+): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError> => {
+  const label = name ?? "none"
+  const algorithm = algorithmOf(label)
+  if (algorithm === undefined) {
+    return Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
+  }
+  return decompressInWorker(algorithm, data, expectedLength).pipe(
+    Effect.mapError((reason) => new CompressionError({ algorithm: label, reason: `decompression failed: ${reason}`, object }))
+  )
 }

@@ -11,8 +11,8 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { Cause, Effect, Exit, Option, Stream } from "effect"
-import { createHash, hash } from "node:crypto"
-import { compressObject } from "../codec/codec.js"
+import { hash } from "node:crypto"
+import { prepareObject } from "../codec/codec.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
@@ -142,10 +142,10 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         let objectIndex = 0
         const writePiece = (piece: Piece, name: string) =>
           Effect.gen(function* () {
-            const md5 = createHash("md5").update(piece.data).digest("hex")
-            const { algorithm, bytes } = yield* compressObject(compression, piece.data)
+            const length = piece.data.length // the worker takes the buffer over
+            const { algorithm, bytes, md5 } = yield* prepareObject(compression, piece.data)
             yield* store.put(container, name, bytes, extra)
-            return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
+            return { [name]: { compression: algorithm, length, md5, offset: piece.offset } }
           })
         const objects = yield* readChunks(volumePath, chunkSize).pipe(
           Stream.mapConcat((chunk) => {

@@ -12,8 +12,7 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { Effect, Option, Stream } from "effect"
-import { createHash } from "node:crypto"
-import { decompressObject } from "../codec/codec.js"
+import { openObject } from "../codec/codec.js"
 import { dataObjects, type BackupMetadata } from "../domain/documents.js"
 import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
@@ -77,8 +76,7 @@ export const fetchObject = (record: BackupRecord, metadata: BackupMetadata, obje
     const store = yield* ObjectStore
     const { container } = yield* locate(record)
     const stored = yield* store.get(container, object.name, metadata.extra_metadata)
-    const data = yield* decompressObject(object.compression, stored, object.length, object.name)
-    const md5 = createHash("md5").update(data).digest("hex")
+    const { bytes: data, md5 } = yield* openObject(object.compression, stored, object.length, object.name)
     if (data.length !== object.length || md5 !== object.md5) {
       return yield* new IntegrityError({
         backupId: record.id,

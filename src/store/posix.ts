@@ -93,7 +93,8 @@ export const makePosix = (options: PosixStoreOptions) =>
         chunkSize: options.chunkSize ?? 61035 * 32768,
         shaBlockSize: options.shaBlockSize ?? 32768,
         service: "cinder.backup.drivers.posix.PosixBackupDriver",
-        concurrency: 2
+        // Enough objects in flight to keep every codec worker busy while the volume is read.
+        concurrency: 4
       },
       containerFor: (backup) =>
         backup.container ?? options.container ?? join(backup.id.slice(0, 2), backup.id.slice(2, 4), backup.id),

@@ -1,0 +1,52 @@
+// A codec worker thread: md5 plus (de)compression of one object per message,
+// with the same settings as src/codec/codec.ts. Plain JavaScript so that it
+// runs the same from the TypeScript sources (tests) and from dist/ (CLI).
+import { createHash } from "node:crypto"
+import { createRequire } from "node:module"
+import { parentPort } from "node:worker_threads"
+import * as zlib from "node:zlib"
+
+const require = createRequire(import.meta.url)
+const zstd = require("zstd-napi")
+const bz2 = require("../native/build/Release/bz2.node")
+
+const compressors = {
+  zlib: async (data) => zlib.deflateSync(data, { level: 6 }),
+  bz2: (data) => bz2.compress(data, 9),
+  zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
+}
+
+const decompressors = {
+  zlib: async (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1) }),
+  bz2: (data, expectedLength) => bz2.decompress(data, expectedLength),
+  zstd: async (data, expectedLength) => {
+    const declared = require("zstd-napi/binding").getFrameContentSize(data)
+    if (declared !== null && declared > expectedLength) {
+      throw new Error(`frame declares ${declared} bytes, more than the expected ${expectedLength}`)
+    }
+    return zstd.decompress(data)
+  }
+}
+
+const md5 = (data) => createHash("md5").update(data).digest("hex")
+
+/** A view of the result that can be transferred back without copying. */
+const transferable = (bytes) =>
+  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.from(bytes)
+
+parentPort.on("message", async ({ id, op, algorithm, data, expectedLength }) => {
+  try {
+    if (op === "compress") {
+      const digest = md5(data)
+      const compressed = algorithm === "none" || data.length === 0 ? data : transferable(await compressors[algorithm](data))
+      // Cinder's rule: an object that does not shrink is stored raw, as "none".
+      const bytes = compressed.length >= data.length ? data : compressed
+      parentPort.postMessage({ id, md5: digest, bytes, raw: bytes === data }, [bytes.buffer])
+    } else {
+      const plain = algorithm === "none" ? data : transferable(await decompressors[algorithm](data, expectedLength))
+      parentPort.postMessage({ id, md5: md5(plain), bytes: plain }, [plain.buffer])
+    }
+  } catch (error) {
+    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) })
+  }
+})
