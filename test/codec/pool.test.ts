@@ -1,6 +1,6 @@
 /** The worker-pool codec path the driver uses agrees with the in-thread codecs. */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
+import { Effect } from "effect"
 import { createHash } from "node:crypto"
 import { decompressObject, openObject, parseCompression, prepareObject } from "../../src/index.js"
 import { compressionName, volumeBytes } from "../support/arbitraries.js"
