@@ -23,3 +23,4 @@ export { claim, holdLease, leaseExpired, type LeaseOptions } from "./driver/leas
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"
 export * from "./store/decorators.js"
+export * from "./store/faults.js"

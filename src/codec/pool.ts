@@ -51,8 +51,6 @@ class Pool {
     const script = findWorkerScript()
     for (let i = 0; i < size; i++) {
       const worker = new Worker(script)
-      // Idle workers must not keep the process alive.
-      worker.unref()
       const slot = { worker, busy: 0 }
       worker.on("message", (reply: Reply) => {
         slot.busy--
@@ -61,6 +59,8 @@ class Pool {
         this.pending.delete(reply.id)
         resolve?.(reply)
       })
+      // Idle workers must not keep the process alive (after `on`, which refs the port).
+      worker.unref()
       this.workers.push(slot)
     }
   }

@@ -15,7 +15,7 @@ import { hash } from "node:crypto"
 import { prepareObject } from "../codec/codec.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
-import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
+import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy, VolumeError } from "../domain/errors.js"
 import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
 import { cinderTimestamp, encodeDocument } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
@@ -147,8 +147,10 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             yield* store.put(container, name, bytes, extra)
             return { [name]: { compression: algorithm, length, md5, offset: piece.offset } }
           })
+        let bytesRead = 0
         const objects = yield* readChunks(volumePath, chunkSize).pipe(
           Stream.mapConcat((chunk) => {
+            bytesRead += chunk.data.length
             const hashes = shaBlocks(chunk.data, shaBlockSize)
             const first = sha256s.length
             sha256s.push(...hashes)
@@ -169,6 +171,13 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             return all
           })
         )
+        // A volume that shrank or grew meanwhile would be claimed with the wrong size.
+        if (bytesRead !== record.volume_size_bytes) {
+          return yield* new VolumeError({
+            path: volumePath,
+            reason: `changed size during the backup: read ${bytesRead} bytes, expected ${record.volume_size_bytes}`
+          })
+        }
         const volumeMeta = yield* Effect.serviceOption(VolumeMetadata).pipe(
           Effect.flatMap(Option.match({ onNone: () => Effect.succeed(null), onSome: (api) => api.get(record.volume_id) }))
         )
@@ -222,7 +231,11 @@ const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
     const record = yield* catalog.get(backupId)
     // Interrupted after it was marked available: the backup is complete, keep it.
     if (record.status === "available") return
-    yield* deleteObjects(record)
+    // If the objects cannot be deleted, the record still must not stay `creating`.
+    const leftover = yield* deleteObjects(record).pipe(
+      Effect.as(""),
+      Effect.catchAll((e) => Effect.succeed(`; its objects could not all be deleted (${e.message}), run cleanup or delete`))
+    )
     const failure = Cause.failureOption(cause)
     const wasCancelled = Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "BackupCancelled"
     if (wasCancelled) {
@@ -232,7 +245,7 @@ const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
         onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
         onSome: (e) => (e instanceof Error ? e.message : String(e))
       })
-      yield* catalog.transition(backupId, ["creating"], "error", reason)
+      yield* catalog.transition(backupId, ["creating"], "error", reason + leftover)
     }
   }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 

@@ -13,6 +13,18 @@ export const sha256Name = (prefix: string) => `${prefix}_sha256file`
 /** `%05d` from 1; wider past 99999, as Python's formatting does. */
 export const dataObjectName = (prefix: string, index: number) => `${prefix}-${String(index).padStart(5, "0")}`
 
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/**
+ * The names that belong to the backup with `prefix`. Cinder matches by
+ * prefix alone, so backup "b" would claim "b1"'s objects; ours are exactly
+ * `<prefix>-NNNNN`, `<prefix>_metadata` and `<prefix>_sha256file`.
+ */
+export const ownObjects = (prefix: string, names: ReadonlyArray<string>): Array<string> => {
+  const own = new RegExp(`^${escapeRegExp(prefix)}(-\\d{5,}|_metadata|_sha256file)$`)
+  return names.filter((name) => own.test(name))
+}
+
 /** Where a recorded backup's objects are; fails when the record has none. */
 export const locate = (record: BackupRecord) =>
   record.container === null || record.service_metadata === null
@@ -58,7 +70,7 @@ export const checkObjectList = (record: BackupRecord, metadata: BackupMetadata) 
     const store = yield* ObjectStore
     const { container, prefix } = yield* locate(record)
     const documents = new Set([metadataName(prefix), sha256Name(prefix)])
-    const stored = (yield* store.list(container, prefix)).filter((name) => !documents.has(name))
+    const stored = ownObjects(prefix, yield* store.list(container, prefix)).filter((name) => !documents.has(name))
     const expected = metadata.objects.flatMap((item) => Object.keys(item))
     const storedSet = new Set(stored)
     const expectedSet = new Set(expected)
@@ -83,9 +95,10 @@ export const deleteObjects = (record: BackupRecord) =>
     if (record.container === null || record.service_metadata === null) return 0
     const store = yield* ObjectStore
     const container = record.container
-    const names = yield* store.list(container, record.service_metadata).pipe(
+    const listed = yield* store.list(container, record.service_metadata).pipe(
       Effect.catchTag("ContainerNotFound", () => Effect.succeed([] as ReadonlyArray<string>))
     )
+    const names = ownObjects(record.service_metadata, listed)
     yield* Effect.forEach(names, (name) => store.delete(container, name), {
       concurrency: store.defaults.concurrency,
       discard: true

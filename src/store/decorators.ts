@@ -12,7 +12,7 @@ export interface RetryPolicy {
   readonly attempts?: number
   /** first delay; doubles each time, with jitter (default 200 ms) */
   readonly baseDelay?: Duration.DurationInput
-  /** longest single delay (default 10 s) */
+  /** longest single delay before jitter (default 10 s; jitter may add up to 20 %) */
   readonly maxDelay?: Duration.DurationInput
   /** give up once this much time has passed since the first attempt (default 2 min) */
   readonly maxElapsed?: Duration.DurationInput

@@ -79,7 +79,8 @@ describe("sqlite catalog specifics", () => {
         expect(yield* b.list()).toHaveLength(1)
         const db = yield* rawDb(file)
         expect(db.prepare("SELECT migration_id, name FROM effect_sql_migrations").all()).toEqual([
-          { migration_id: 1, name: "create_backups" }
+          { migration_id: 1, name: "create_backups" },
+          { migration_id: 2, name: "add_lease" }
         ])
         expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
         const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'backups'").all()
