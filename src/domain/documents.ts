@@ -22,13 +22,18 @@ export const ObjectListItem = Schema.Record({ key: Schema.String, value: ObjectE
   Schema.filter((item) => Object.keys(item).length === 1 || "each objects[] item must have exactly one key")
 )
 
-export const BackupMetadata = Schema.Struct({
+/** The fields both documents start with. */
+const DocumentHeader = {
   version: Schema.String,
   backup_id: Schema.String,
   volume_id: Schema.String,
   backup_name: Schema.NullOr(Schema.String),
   backup_description: Schema.NullOr(Schema.String),
-  created_at: Schema.String,
+  created_at: Schema.String
+}
+
+export const BackupMetadata = Schema.Struct({
+  ...DocumentHeader,
   parent_id: Schema.NullOr(Schema.String),
   volume_meta: Schema.NullOr(Schema.String),
   objects: Schema.Array(ObjectListItem),
@@ -37,12 +42,7 @@ export const BackupMetadata = Schema.Struct({
 export type BackupMetadata = typeof BackupMetadata.Type
 
 export const Sha256File = Schema.Struct({
-  version: Schema.String,
-  backup_id: Schema.String,
-  volume_id: Schema.String,
-  backup_name: Schema.NullOr(Schema.String),
-  backup_description: Schema.NullOr(Schema.String),
-  created_at: Schema.String,
+  ...DocumentHeader,
   /** the sha block size, despite the name */
   chunk_size: Schema.Number.pipe(Schema.int(), Schema.positive()),
   sha256s: Schema.Array(Schema.String)

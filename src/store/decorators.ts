@@ -31,6 +31,36 @@ export const retrySchedule = (policy: RetryPolicy = {}) => {
   )
 }
 
+export type StoreOperation = "ensureContainer" | "list" | "put" | "get" | "delete" | "removeLeftovers"
+
+/**
+ * A store whose every call goes through `around(operation, container,
+ * object, call)` (`object` is the prefix for list/removeLeftovers, "" for
+ * ensureContainer): the one place that knows the shape of the interface.
+ */
+export const aroundEach = (
+  store: ObjectStore,
+  around: <A, E extends { readonly _tag: string }>(
+    operation: StoreOperation,
+    container: string,
+    object: string,
+    call: Effect.Effect<A, E>
+  ) => Effect.Effect<A, E>
+): ObjectStore => ({
+  ...store,
+  ensureContainer: (container) => around("ensureContainer", container, "", store.ensureContainer(container)),
+  list: (container, prefix) => around("list", container, prefix, store.list(container, prefix)),
+  put: (container, object, bytes, extra) => around("put", container, object, store.put(container, object, bytes, extra)),
+  get: (container, object, extra) => around("get", container, object, store.get(container, object, extra)),
+  delete: (container, object) => around("delete", container, object, store.delete(container, object)),
+  ...(store.removeLeftovers === undefined
+    ? {}
+    : {
+        removeLeftovers: (container: string, prefix: string) =>
+          around("removeLeftovers", container, prefix, store.removeLeftovers!(container, prefix))
+      })
+})
+
 /**
  * Retries transient failures (`StoreUnavailable`) and nothing else. Every
  * ObjectStore operation is idempotent (a put replaces the whole object, a
@@ -38,47 +68,22 @@ export const retrySchedule = (policy: RetryPolicy = {}) => {
  */
 export const withRetry = (store: ObjectStore, policy: RetryPolicy = {}): ObjectStore => {
   const schedule = retrySchedule(policy)
-  const retry = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.retry(effect, { schedule, while: isTransient })
-  return {
-    ...store,
-    ensureContainer: (container) => retry(store.ensureContainer(container)),
-    list: (container, prefix) => retry(store.list(container, prefix)),
-    put: (container, object, bytes, extra) => retry(store.put(container, object, bytes, extra)),
-    get: (container, object, extra) => retry(store.get(container, object, extra)),
-    delete: (container, object) => retry(store.delete(container, object))
-  }
+  return aroundEach(store, (_operation, _container, _object, call) => Effect.retry(call, { schedule, while: isTransient }))
 }
 
 /** At most `permits` store calls at once, shared by everything using this store. */
 export const withConcurrencyLimit = (store: ObjectStore, permits: number): Effect.Effect<ObjectStore> =>
-  Effect.map(Effect.makeSemaphore(permits), (semaphore) => {
-    const limit = semaphore.withPermits(1)
-    return {
-      ...store,
-      ensureContainer: (container) => limit(store.ensureContainer(container)),
-      list: (container, prefix) => limit(store.list(container, prefix)),
-      put: (container, object, bytes, extra) => limit(store.put(container, object, bytes, extra)),
-      get: (container, object, extra) => limit(store.get(container, object, extra)),
-      delete: (container, object) => limit(store.delete(container, object))
-    }
-  })
+  Effect.map(Effect.makeSemaphore(permits), (semaphore) =>
+    aroundEach(store, (_operation, _container, _object, call) => semaphore.withPermits(1)(call))
+  )
 
 /** A span per store call, named by operation, with container and object as attributes. */
-export const withTracing = (store: ObjectStore): ObjectStore => {
-  const span = (operation: string, container: string, object?: string) =>
-    Effect.withSpan(`ObjectStore.${operation}`, {
-      attributes: { "store.kind": store.kind, container, ...(object === undefined ? {} : { object }) }
+export const withTracing = (store: ObjectStore): ObjectStore =>
+  aroundEach(store, (operation, container, object, call) =>
+    Effect.withSpan(call, `ObjectStore.${operation}`, {
+      attributes: { "store.kind": store.kind, container, ...(object === "" ? {} : { object }) }
     })
-  return {
-    ...store,
-    ensureContainer: (container) => span("ensureContainer", container)(store.ensureContainer(container)),
-    list: (container, prefix) => span("list", container, prefix)(store.list(container, prefix)),
-    put: (container, object, bytes, extra) => span("put", container, object)(store.put(container, object, bytes, extra)),
-    get: (container, object, extra) => span("get", container, object)(store.get(container, object, extra)),
-    delete: (container, object) => span("delete", container, object)(store.delete(container, object))
-  }
-}
+  )
 
 /** Wraps the ObjectStore already in context with `wrap`. */
 export const decorate = (wrap: (store: ObjectStore) => ObjectStore | Effect.Effect<ObjectStore>) =>

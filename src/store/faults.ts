@@ -19,11 +19,10 @@
  * applies.
  */
 import { Duration, Effect, Layer } from "effect"
-import { decorate } from "./decorators.js"
+import { decorate, type StoreOperation } from "./decorators.js"
 import { StoreError, StoreUnavailable } from "./errors.js"
 import type { ObjectStore } from "./ObjectStore.js"
 
-export type StoreOperation = "ensureContainer" | "list" | "put" | "get" | "delete" | "removeLeftovers"
 
 /**
  * - `transient`: fail with StoreUnavailable (a retry may succeed)
