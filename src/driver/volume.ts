@@ -63,10 +63,12 @@ export const readChunks = (path: string, chunkSize: number): Stream.Stream<Volum
       const file = yield* fs.open(path, { flag: "r" })
       return Stream.unfoldEffect(0, (offset) =>
         Effect.gen(function* () {
-          const buffer = new Uint8Array(chunkSize)
+          // Not zero-filled: every byte handed on is read from the volume first.
+          const buffer = Buffer.allocUnsafeSlow(chunkSize)
           const n = yield* readFully(file, buffer)
           if (n === 0) return Option.none()
-          const chunk: VolumeChunk = { offset, data: n === chunkSize ? buffer : buffer.slice(0, n) }
+          // A short last chunk is copied out, so it owns its buffer (workers take buffers over).
+          const chunk: VolumeChunk = { offset, data: n === chunkSize ? buffer : new Uint8Array(buffer.subarray(0, n)) }
           return Option.some([chunk, offset + n] as const)
         })
       )
