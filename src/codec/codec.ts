@@ -94,14 +94,18 @@ export const decompressObject = (
 
 /**
  * What a backup does with each piece: md5 and compression (raw when it does
- * not shrink), in a worker thread. `data` is handed over to the worker.
+ * not shrink), in a worker thread. `data` is handed over to the worker and
+ * comes back as `input` (as `bytes` too, when stored raw).
  */
 export const prepareObject = (
   compression: Compression,
   data: Uint8Array
-): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
+): Effect.Effect<
+  { readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string; readonly input: Uint8Array | undefined },
+  CompressionError
+> =>
   compressInWorker(compression.algorithm, data).pipe(
-    Effect.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 })),
+    Effect.map(({ bytes, md5, raw, input }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5, input })),
     Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
   )
 

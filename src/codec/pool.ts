@@ -21,6 +21,8 @@ export interface CodecResult {
   readonly md5: string
   /** compress: stored raw because compression did not shrink it */
   readonly raw: boolean
+  /** compress: the input, handed back (the same memory as `bytes` when raw) */
+  readonly input?: Uint8Array
 }
 
 interface Reply {
@@ -30,6 +32,10 @@ interface Reply {
   readonly bytes?: Uint8Array
   /** compress: the input came back unchanged (it did not shrink) */
   readonly raw?: boolean
+  /** compress: the input buffer, handed back */
+  readonly input?: Uint8Array
+  /** hash: the SHA-256 of each block */
+  readonly hashes?: ReadonlyArray<string>
 }
 
 const findWorkerScript = (): string => {
@@ -69,7 +75,7 @@ class Pool {
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a))
     const id = this.nextId++
     const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)
-    const payload = owned ? data : Uint8Array.from(data)
+    const payload = owned ? data : data.slice()
     return new Promise((resolve) => {
       this.pending.set(id, resolve)
       slot.busy++
@@ -89,7 +95,9 @@ const call = (message: Record<string, unknown>, data: Uint8Array) =>
   Effect.flatMap(
     Effect.promise(() => pool().run(message, data)),
     (reply): Effect.Effect<CodecResult, string> =>
-      reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed({ bytes: reply.bytes!, md5: reply.md5!, raw: reply.raw === true })
+      reply.error !== undefined
+        ? Effect.fail(reply.error)
+        : Effect.succeed({ bytes: reply.bytes!, md5: reply.md5!, raw: reply.raw === true, ...(reply.input === undefined ? {} : { input: reply.input }) })
   )
 
 /**
@@ -97,6 +105,19 @@ const call = (message: Record<string, unknown>, data: Uint8Array) =>
  * when it is a whole buffer, the caller must not use it afterwards.
  */
 export const compressInWorker = (algorithm: string, data: Uint8Array) => call({ op: "compress", algorithm }, data)
+
+/**
+ * The SHA-256 of every `blockSize` block of a chunk, in a worker. The chunk
+ * travels there and back without copying: use the returned bytes.
+ */
+export const hashInWorker = (data: Uint8Array, blockSize: number) =>
+  Effect.flatMap(
+    Effect.promise(() => pool().run({ op: "hash", blockSize }, data)),
+    (reply): Effect.Effect<{ readonly bytes: Uint8Array; readonly hashes: ReadonlyArray<string> }> =>
+      reply.error !== undefined
+        ? Effect.die(new Error(`sha256 worker failed: ${reply.error}`))
+        : Effect.succeed({ bytes: reply.bytes!, hashes: reply.hashes! })
+  )
 
 /** Decompression and md5 of one object in a worker. */
 export const decompressInWorker = (algorithm: string, data: Uint8Array, expectedLength: number) =>

@@ -11,8 +11,8 @@
  */
 import type { FileSystem } from "@effect/platform"
 import { Cause, Effect, Exit, Option, Stream } from "effect"
-import { hash } from "node:crypto"
 import { prepareObject } from "../codec/codec.js"
+import { hashInWorker, poolSize } from "../codec/pool.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy, VolumeError } from "../domain/errors.js"
@@ -23,7 +23,7 @@ import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
 import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
+import { makeChunkBuffers, readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
 export interface BackupOptions extends ProgressOptions, LeaseOptions {
@@ -43,14 +43,6 @@ export interface BackupOptions extends ProgressOptions, LeaseOptions {
 interface Piece {
   readonly offset: number
   readonly data: Uint8Array
-}
-
-const shaBlocks = (data: Uint8Array, blockSize: number): Array<string> => {
-  const hashes: Array<string> = []
-  for (let off = 0; off < data.length; off += blockSize) {
-    hashes.push(hash("sha256", data.subarray(off, Math.min(off + blockSize, data.length)), "hex"))
-  }
-  return hashes
 }
 
 /** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
@@ -140,21 +132,35 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
         const sha256s: Array<string> = []
         let objectIndex = 0
+        const concurrency = options.concurrency ?? store.defaults.concurrency
+        // Enough for the chunks hashing, compressing and being written at once.
+        const buffers = makeChunkBuffers(chunkSize, concurrency + poolSize() + 1)
         const writePiece = (piece: Piece, name: string) =>
           Effect.gen(function* () {
             const length = piece.data.length // the worker takes the buffer over
-            const { algorithm, bytes, md5 } = yield* prepareObject(compression, piece.data)
+            const { algorithm, bytes, md5, input } = yield* prepareObject(compression, piece.data)
             yield* store.put(container, name, bytes, extra)
+            // Only now is nobody using the piece's buffer (stored raw, it was `bytes`).
+            if (input !== undefined) buffers.give(input)
             return { [name]: { compression: algorithm, length, md5, offset: piece.offset } }
           })
         let bytesRead = 0
-        const objects = yield* readChunks(volumePath, chunkSize).pipe(
-          Stream.mapConcat((chunk) => {
+        const objects = yield* readChunks(volumePath, chunkSize, buffers).pipe(
+          // Hashing runs in the codec workers, a chunk per worker, in order.
+          Stream.mapEffect(
+            (chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), ({ bytes, hashes }) => ({ chunk: { offset: chunk.offset, data: bytes }, hashes })),
+            { concurrency: poolSize() }
+          ),
+          Stream.mapConcat(({ chunk, hashes }) => {
             bytesRead += chunk.data.length
-            const hashes = shaBlocks(chunk.data, shaBlockSize)
             const first = sha256s.length
             sha256s.push(...hashes)
-            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
+            let pieces: Array<Piece> = [chunk]
+            if (parentHashes !== undefined) {
+              // Changed runs are copied out, so the chunk's buffer is free at once.
+              pieces = changedRuns(chunk, hashes, parentHashes, first, shaBlockSize).map((p) => ({ ...p, data: p.data.slice() }))
+              buffers.give(chunk.data)
+            }
             // Numbered here, in volume order, whatever finishes first below.
             const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
             return [{ chunkBytes: chunk.data.length, named }]
@@ -164,7 +170,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
               Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
                 Effect.tap(() => progress.advance(chunkBytes))
               ),
-            { concurrency: options.concurrency ?? store.defaults.concurrency }
+            { concurrency }
           ),
           Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
             all.push(...entries)
