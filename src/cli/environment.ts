@@ -2,13 +2,15 @@
  * From the global options to the layers a command runs on: the store named
  * by `--store` and the SQLite catalog, both under `--repo` by default.
  */
-import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Layer, Option } from "effect"
+import { NodeFileSystem, NodeHttpClient } from "@effect/platform-node"
+import { Effect, Either, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidRequest } from "../domain/errors.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
+import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
+import { parseStoreUrl, storeUrlLayer } from "../store/storeConfig.js"
 
 export interface GlobalOptions {
   readonly repo: string
@@ -18,8 +20,20 @@ export interface GlobalOptions {
   readonly verbose: boolean
 }
 
-/** `posix:<dir>` (relative to the working directory); Swift and S3 URLs come with their layers. */
+/**
+ * `posix:<dir>` (relative to the working directory); `swift…` and `s3…` URLs
+ * (src/store/storeConfig.ts; secrets from the environment), with retries of
+ * transient failures and Node's HTTP client.
+ */
 export const storeLayer = (url: string) => {
+  const network = parseStoreUrl(url)
+  if (network !== undefined) {
+    if (Either.isLeft(network)) return Effect.fail(new InvalidRequest({ reason: `store ${url}: ${network.left}` }))
+    return storeUrlLayer(network.right).pipe(
+      Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${String(error)}` })),
+      Effect.map((layer) => layerRetry().pipe(Layer.provide(layer), Layer.provide(NodeHttpClient.layerUndici)))
+    )
+  }
   const [scheme, ...rest] = url.split(":")
   const location = rest.join(":")
   switch (scheme) {
@@ -28,7 +42,7 @@ export const storeLayer = (url: string) => {
       return Effect.succeed(layerPosix({ root: isAbsolute(location) ? location : resolve(location) }))
   }
   return Effect.fail(
-    new InvalidRequest({ reason: `unsupported store ${JSON.stringify(url)}: expected posix:<directory>` })
+    new InvalidRequest({ reason: `unsupported store ${JSON.stringify(url)}: expected posix:<directory>, swift[+http]://…, s3://<bucket>, swift or s3` })
   )
 }
 

@@ -20,6 +20,8 @@ export const exitCodes = {
   ContainerNotFound: 9,
   InvalidObjectName: 9,
   StoreError: 9,
+  StoreAuthError: 9,
+  ChecksumMismatch: 6,
   StoreUnavailable: 10,
   VolumeError: 11,
   CatalogError: 12,

@@ -10,7 +10,7 @@
  * record `available`. Any failure or interruption deletes what was written.
  */
 import type { FileSystem } from "@effect/platform"
-import { Cause, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject } from "../codec/codec.js"
 import { hashInWorker, poolSize } from "../codec/pool.js"
 import { parseCompression } from "../domain/compression.js"
@@ -225,7 +225,11 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
       )
 
       yield* holdLease(backupId, options)
-      return yield* Effect.raceFirst(body, cancelled)
+      // The body runs in its own fiber, and cleanup waits for it to end: a
+      // write still in flight when the race is decided must not land after
+      // cleanup has listed the prefix.
+      const running = yield* Effect.fork(body)
+      return yield* Effect.raceFirst(Fiber.join(running), cancelled).pipe(Effect.onExit(() => Fiber.interrupt(running)))
     }).pipe(Effect.scoped)
     return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))

@@ -2,7 +2,7 @@
  * Store errors, classified the way restic's backend does it: "not there"
  * (`ObjectNotFound`, `ContainerNotFound`), "try again" (`StoreUnavailable`,
  * the only one a retry decorator may retry) and "permanent" (`StoreError`,
- * `InvalidObjectName`).
+ * `InvalidObjectName`, `StoreAuthError`, `ChecksumMismatch`).
  */
 import { Data } from "effect"
 
@@ -58,6 +58,51 @@ export class StoreError extends Data.TaggedError("StoreError")<{
   }
 }
 
-export type StoreFailure = ContainerNotFound | InvalidObjectName | StoreUnavailable | StoreError
+
+/**
+ * The store refused the credentials (HTTP 401/403, or the auth service said
+ * no). Permanent: retrying with the same credentials will not help. An
+ * expired Swift token is renewed once before this is reported.
+ */
+export class StoreAuthError extends Data.TaggedError("StoreAuthError")<{
+  readonly operation: string
+  readonly container?: string
+  readonly object?: string
+  /** the HTTP status, when there was one */
+  readonly status?: number
+  readonly reason: string
+}> {
+  override get message() {
+    const where =
+      this.container === undefined ? "" : ` of ${this.object === undefined ? this.container : `${this.container}/${this.object}`}`
+    return `store authentication failed during ${this.operation}${where}: ${this.reason}`
+  }
+}
+
+/**
+ * A written object's checksum, as the store reports it (Swift's and S3's
+ * ETag, or the store's check of Content-MD5), is not the md5 of the bytes
+ * sent. Permanent, like Cinder's InvalidBackup for the same case.
+ */
+export class ChecksumMismatch extends Data.TaggedError("ChecksumMismatch")<{
+  readonly container: string
+  readonly object: string
+  /** hex md5 of the bytes sent */
+  readonly expected: string
+  /** what the store answered (an ETag, or its error code) */
+  readonly actual: string
+}> {
+  override get message() {
+    return `store checksum of ${this.container}/${this.object} is ${this.actual}, expected md5 ${this.expected}`
+  }
+}
+
+export type StoreFailure =
+  | ContainerNotFound
+  | InvalidObjectName
+  | StoreUnavailable
+  | StoreError
+  | StoreAuthError
+  | ChecksumMismatch
 
 export const isTransient = (error: { readonly _tag: string }): boolean => error._tag === "StoreUnavailable"
