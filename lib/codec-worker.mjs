@@ -17,7 +17,9 @@ const compressors = {
 }
 
 const decompressors = {
-  zlib: async (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1) }),
+  // One output chunk of the known size: no Buffer.concat of 16 KiB pieces.
+  zlib: async (data, expectedLength) =>
+    zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1), chunkSize: Math.max(64, expectedLength) }),
   bz2: (data, expectedLength) => bz2.decompress(data, expectedLength),
   zstd: async (data, expectedLength) => {
     const declared = require("zstd-napi/binding").getFrameContentSize(data)
@@ -32,7 +34,7 @@ const md5 = (data) => createHash("md5").update(data).digest("hex")
 
 /** A view of the result that can be transferred back without copying. */
 const transferable = (bytes) =>
-  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.from(bytes)
+  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice()
 
 /** The hex SHA-256 of every `blockSize` block of `data` (the last may be short). */
 const shaBlocks = (data, blockSize) => {
