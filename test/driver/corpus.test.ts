@@ -29,7 +29,7 @@ import {
   type BackupOptions
 } from "../../src/index.js"
 import { catalogSnapshot, storeSnapshot, treeSnapshot, typedFailure } from "../support/inspect.js"
-import { withTempDir, writeVolume } from "../support/layers.js"
+import { patternedVolume as pattern, withTempDir, writeVolume } from "../support/layers.js"
 
 type Services = ObjectStore | Catalog | FileSystem.FileSystem
 
@@ -37,15 +37,6 @@ const options: BackupOptions = { chunkSize: 4096, shaBlockSize: 1024 }
 const utf8 = new TextEncoder()
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
-const pattern = (size: number, seed = 1) => {
-  const bytes = new Uint8Array(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    bytes[i] = i % 3000 < 1000 ? 0 : x >>> 24
-  }
-  return bytes
-}
 
 type Backend = "memory" | "posix"
 

@@ -15,19 +15,10 @@ import {
   VolumeMetadata,
   type ProgressEvent
 } from "../../src/index.js"
-import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import { memoryServices, patternedVolume as pattern, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
 
 const options = { chunkSize: 4096, shaBlockSize: 1024, compression: "zlib" }
 
-const pattern = (size: number, seed = 1) => {
-  const bytes = new Uint8Array(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    bytes[i] = i % 3000 < 1000 ? 0 : x >>> 24
-  }
-  return bytes
-}
 
 /** A volume, a full backup "full" and an incremental "inc" of it, in memory. */
 const withChain = <A, E, R>(use: (dir: string, volume: Uint8Array) => Effect.Effect<A, E, R>) =>

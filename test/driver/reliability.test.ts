@@ -13,19 +13,11 @@ import {
   restore,
   verify
 } from "../../src/index.js"
-import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import { memoryServices, patternedVolume, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
 
 const options = { chunkSize: 4096, shaBlockSize: 1024, compression: "zlib" }
 
-const volumeBytes = (size: number, seed: number) => {
-  const bytes = new Uint8Array(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    bytes[i] = i % 5000 < 1500 ? 0 : x >>> 24
-  }
-  return bytes
-}
+const volumeBytes = (size: number, seed: number) => patternedVolume(size, seed, 5000, 1500)
 
 const withChain = <A, E, R>(use: (dir: string) => Effect.Effect<A, E, R>) =>
   withTempDir((dir) =>

@@ -26,3 +26,17 @@ export const writeVolume = (path: string, bytes: Uint8Array) => Effect.sync(() =
 export const wrapStore = (wrap: (store: ObjectStore) => ObjectStore) =>
   <A, E, R>(program: Effect.Effect<A, E, R>) =>
     Effect.flatMap(ObjectStore, (store) => Effect.provideService(program, ObjectStore, wrap(store)))
+
+/**
+ * Deterministic volume bytes: runs of `zeroRun` zeros every `period` bytes,
+ * pseudo-random bytes between them.
+ */
+export const patternedVolume = (size: number, seed = 1, period = 3000, zeroRun = 1000): Uint8Array => {
+  const bytes = new Uint8Array(size)
+  let x = seed
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    bytes[i] = i % period < zeroRun ? 0 : x >>> 24
+  }
+  return bytes
+}
