@@ -16,17 +16,30 @@ const compressors = {
   zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
 }
 
+const zstdBinding = require("zstd-napi/binding")
+const { inflateInto } = require("../native/build/Release/inflate.node")
+
+// Each writes the plain bytes into `target` (sized to the expected length,
+// so a longer result fails) and returns how many it wrote.
 const decompressors = {
-  // One output chunk of the known size: no Buffer.concat of 16 KiB pieces.
-  zlib: async (data, expectedLength) =>
-    zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1), chunkSize: Math.max(64, expectedLength) }),
-  bz2: (data, expectedLength) => bz2.decompress(data, expectedLength),
-  zstd: async (data, expectedLength) => {
-    const declared = require("zstd-napi/binding").getFrameContentSize(data)
-    if (declared !== null && declared > expectedLength) {
-      throw new Error(`frame declares ${declared} bytes, more than the expected ${expectedLength}`)
+  none: (data, target) => {
+    if (data.length > target.length) throw new Error(`${data.length} bytes, more than the expected ${target.length}`)
+    target.set(data)
+    return data.length
+  },
+  zlib: (data, target) => inflateInto(data, target),
+  bz2: async (data, target) => {
+    const plain = await bz2.decompress(data, target.length)
+    target.set(plain)
+    return plain.length
+  },
+  zstd: (data, target) => {
+    // The frame header states its size; refuse before decompressing.
+    const declared = zstdBinding.getFrameContentSize(data)
+    if (declared !== null && declared > target.length) {
+      throw new Error(`frame declares ${declared} bytes, more than the expected ${target.length}`)
     }
-    return zstd.decompress(data)
+    return zstdBinding.decompress(target, data)
   }
 }
 
@@ -45,22 +58,33 @@ const shaBlocks = (data, blockSize) => {
   return hashes
 }
 
-parentPort.on("message", async ({ id, op, algorithm, data, expectedLength, blockSize }) => {
+const isShared = (view) => view.buffer instanceof SharedArrayBuffer
+
+// Shared data (a chunk slot) is worked on in place and never sent back.
+parentPort.on("message", async ({ id, op, algorithm, data, expectedLength, blockSize, into }) => {
   try {
     if (op === "hash") {
-      // The chunk goes back with its hashes: the caller cuts it into objects.
-      parentPort.postMessage({ id, hashes: shaBlocks(data, blockSize), bytes: data }, [data.buffer])
+      parentPort.postMessage({ id, hashes: shaBlocks(data, blockSize) })
     } else if (op === "compress") {
       const digest = md5(data)
       const compressed = algorithm === "none" || data.length === 0 ? data : transferable(await compressors[algorithm](data))
       // Cinder's rule: an object that does not shrink is stored raw, as "none".
-      const bytes = compressed.length >= data.length ? data : compressed
-      // The input goes back too, so the caller can reuse its buffer.
-      const transfer = bytes === data ? [data.buffer] : [bytes.buffer, data.buffer]
-      parentPort.postMessage({ id, md5: digest, bytes, raw: bytes === data, input: data }, transfer)
+      if (compressed.length >= data.length) {
+        parentPort.postMessage({ id, md5: digest, raw: true, bytes: isShared(data) ? undefined : data }, isShared(data) ? [] : [data.buffer])
+      } else {
+        parentPort.postMessage({ id, md5: digest, raw: false, bytes: compressed }, [compressed.buffer])
+      }
     } else {
-      const plain = algorithm === "none" ? data : transferable(await decompressors[algorithm](data, expectedLength))
-      parentPort.postMessage({ id, md5: md5(plain), bytes: plain }, [plain.buffer])
+      // Into the caller's slot when given one, else into a buffer sent back.
+      const target = into === undefined ? new Uint8Array(expectedLength) : into.subarray(0, Math.min(into.length, expectedLength))
+      const length = await decompressors[algorithm](data, target)
+      const digest = md5(target.subarray(0, length))
+      if (into !== undefined) {
+        parentPort.postMessage({ id, md5: digest, length })
+      } else {
+        const bytes = length === target.length ? target : target.slice(0, length)
+        parentPort.postMessage({ id, md5: digest, bytes }, [bytes.buffer])
+      }
     }
   } catch (error) {
     parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) })

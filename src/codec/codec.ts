@@ -94,37 +94,38 @@ export const decompressObject = (
 
 /**
  * What a backup does with each piece: md5 and compression (raw when it does
- * not shrink), in a worker thread. `data` is handed over to the worker and
- * comes back as `input` (as `bytes` too, when stored raw).
+ * not shrink), in a worker thread. A whole non-shared `data` buffer is handed
+ * over to the worker; a slot (or part of one) is read in place, and is
+ * `bytes` when stored raw.
  */
 export const prepareObject = (
   compression: Compression,
   data: Uint8Array
-): Effect.Effect<
-  { readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string; readonly input: Uint8Array | undefined },
-  CompressionError
-> =>
+): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
   compressInWorker(compression.algorithm, data).pipe(
-    Effect.map(({ bytes, md5, raw, input }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5, input })),
+    Effect.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 })),
     Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
   )
 
 /**
  * What a restore does with each object: decompression by its recorded name
- * and md5 of the result, in a worker thread. `data` is handed over.
+ * and md5 of the result, in a worker thread. `data` is handed over. With
+ * `into` (a slot of at least `expectedLength` bytes) the result is written
+ * there and `bytes` is a view of it.
  */
 export const openObject = (
   name: string | null,
   data: Uint8Array,
   expectedLength: number,
-  object: string
+  object: string,
+  into?: Uint8Array
 ): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError> => {
   const label = name ?? "none"
   const algorithm = algorithmOf(label)
   if (algorithm === undefined) {
     return Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
   }
-  return decompressInWorker(algorithm, data, expectedLength).pipe(
+  return decompressInWorker(algorithm, data, expectedLength, into).pipe(
     Effect.mapError((reason) => new CompressionError({ algorithm: label, reason: `decompression failed: ${reason}`, object }))
   )
 }

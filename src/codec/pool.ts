@@ -4,8 +4,9 @@
  * thread they serialise a backup; in workers they use every core while the
  * main thread reads the volume and talks to the store.
  *
- * Whole buffers are transferred, not copied; a view into a larger buffer
- * (an incremental piece of a chunk) is copied first, so the chunk survives.
+ * Data in shared memory (a chunk slot, see slots.ts) is worked on in place.
+ * Other input is transferred when it is a whole buffer, else copied first,
+ * so the buffer it is a view of survives.
  */
 import { Effect } from "effect"
 import { existsSync } from "node:fs"
@@ -13,16 +14,15 @@ import { availableParallelism } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
+import { isShared } from "./slots.js"
 
 export interface CodecResult {
-  /** compressed (or decompressed) bytes */
+  /** compressed (or decompressed) bytes; the input itself when stored raw or decompressed `into` a slot */
   readonly bytes: Uint8Array
   /** md5 of the uncompressed bytes */
   readonly md5: string
   /** compress: stored raw because compression did not shrink it */
   readonly raw: boolean
-  /** compress: the input, handed back (the same memory as `bytes` when raw) */
-  readonly input?: Uint8Array
 }
 
 interface Reply {
@@ -32,8 +32,8 @@ interface Reply {
   readonly bytes?: Uint8Array
   /** compress: the input came back unchanged (it did not shrink) */
   readonly raw?: boolean
-  /** compress: the input buffer, handed back */
-  readonly input?: Uint8Array
+  /** decompress into a slot: how many bytes were written there */
+  readonly length?: number
   /** hash: the SHA-256 of each block */
   readonly hashes?: ReadonlyArray<string>
 }
@@ -74,13 +74,14 @@ class Pool {
   run(message: Record<string, unknown>, data: Uint8Array): Promise<Reply> {
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a))
     const id = this.nextId++
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)
+    const shared = isShared(data)
+    const owned = shared || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength)
     const payload = owned ? data : data.slice()
     return new Promise((resolve) => {
       this.pending.set(id, resolve)
       slot.busy++
       slot.worker.ref()
-      slot.worker.postMessage({ ...message, id, data: payload }, [payload.buffer as ArrayBuffer])
+      slot.worker.postMessage({ ...message, id, data: payload }, shared ? [] : [payload.buffer as ArrayBuffer])
     })
   }
 }
@@ -92,33 +93,44 @@ const pool = () => (shared ??= new Pool(Math.max(1, availableParallelism())))
 export const poolSize = () => Math.max(1, availableParallelism())
 
 const call = (message: Record<string, unknown>, data: Uint8Array) =>
-  Effect.flatMap(
-    Effect.promise(() => pool().run(message, data)),
-    (reply): Effect.Effect<CodecResult, string> =>
-      reply.error !== undefined
-        ? Effect.fail(reply.error)
-        : Effect.succeed({ bytes: reply.bytes!, md5: reply.md5!, raw: reply.raw === true, ...(reply.input === undefined ? {} : { input: reply.input }) })
+  Effect.flatMap(Effect.promise(() => pool().run(message, data)), (reply) =>
+    reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed(reply)
   )
 
 /**
- * md5 and compression of one object in a worker. `data` is handed over:
- * when it is a whole buffer, the caller must not use it afterwards.
+ * md5 and compression of one object in a worker. A whole non-shared buffer
+ * is handed over: the caller must not use it afterwards (when stored raw it
+ * comes back as `bytes`). Shared data stays where it is.
  */
-export const compressInWorker = (algorithm: string, data: Uint8Array) => call({ op: "compress", algorithm }, data)
+export const compressInWorker = (algorithm: string, data: Uint8Array): Effect.Effect<CodecResult, string> =>
+  Effect.map(call({ op: "compress", algorithm }, data), (reply) => ({
+    bytes: reply.raw === true && isShared(data) ? data : reply.bytes!,
+    md5: reply.md5!,
+    raw: reply.raw === true
+  }))
 
-/**
- * The SHA-256 of every `blockSize` block of a chunk, in a worker. The chunk
- * travels there and back without copying: use the returned bytes.
- */
+/** The SHA-256 (hex) of every `blockSize` block of `data`, in a worker; pass a slot to avoid a copy. */
 export const hashInWorker = (data: Uint8Array, blockSize: number) =>
-  Effect.flatMap(
-    Effect.promise(() => pool().run({ op: "hash", blockSize }, data)),
-    (reply): Effect.Effect<{ readonly bytes: Uint8Array; readonly hashes: ReadonlyArray<string> }> =>
-      reply.error !== undefined
-        ? Effect.die(new Error(`sha256 worker failed: ${reply.error}`))
-        : Effect.succeed({ bytes: reply.bytes!, hashes: reply.hashes! })
+  call({ op: "hash", blockSize }, data).pipe(
+    Effect.map((reply): ReadonlyArray<string> => reply.hashes!),
+    Effect.orDieWith((reason) => new Error(`sha256 worker failed: ${reason}`))
   )
 
-/** Decompression and md5 of one object in a worker. */
-export const decompressInWorker = (algorithm: string, data: Uint8Array, expectedLength: number) =>
-  call({ op: "decompress", algorithm, expectedLength }, data)
+/**
+ * Decompression and md5 of one object in a worker; `data` is handed over.
+ * With `into` (a slot), the plain bytes are written there and `bytes` is a
+ * view of it; the result must fit.
+ */
+export const decompressInWorker = (
+  algorithm: string,
+  data: Uint8Array,
+  expectedLength: number,
+  into?: Uint8Array
+): Effect.Effect<CodecResult, string> =>
+  into !== undefined && !isShared(into)
+    ? Effect.dieMessage("decompressInWorker: `into` must be in shared memory (a slot)")
+    : Effect.map(call({ op: "decompress", algorithm, expectedLength, into }, data), (reply) => ({
+    bytes: into === undefined ? reply.bytes! : into.subarray(0, reply.length!),
+    md5: reply.md5!,
+    raw: false
+  }))

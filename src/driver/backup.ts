@@ -13,6 +13,7 @@ import type { FileSystem } from "@effect/platform"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject } from "../codec/codec.js"
 import { hashInWorker, poolSize } from "../codec/pool.js"
+import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy, VolumeError } from "../domain/errors.js"
@@ -23,7 +24,7 @@ import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
 import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { makeChunkBuffers, readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
+import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
 export interface BackupOptions extends ProgressOptions, LeaseOptions {
@@ -132,43 +133,35 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
         const sha256s: Array<string> = []
         let objectIndex = 0
-        const concurrency = options.concurrency ?? store.defaults.concurrency
-        // Enough for the chunks hashing, compressing and being written at once.
-        const buffers = makeChunkBuffers(chunkSize, concurrency + poolSize() + 1)
+        const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
+        // A chunk holds its slot from being read until its objects are stored:
+        // at most `concurrency` chunks (plus their compressed copies) in memory.
+        const slots = yield* makeSlotPool(Math.min(chunkSize, record.volume_size_bytes), concurrency)
         const writePiece = (piece: Piece, name: string) =>
           Effect.gen(function* () {
-            const length = piece.data.length // the worker takes the buffer over
-            const { algorithm, bytes, md5, input } = yield* prepareObject(compression, piece.data)
+            const { algorithm, bytes, md5 } = yield* prepareObject(compression, piece.data)
             yield* store.put(container, name, bytes, extra)
-            // Only now is nobody using the piece's buffer (stored raw, it was `bytes`).
-            if (input !== undefined) buffers.give(input)
-            return { [name]: { compression: algorithm, length, md5, offset: piece.offset } }
+            return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
           })
         let bytesRead = 0
-        const objects = yield* readChunks(volumePath, chunkSize, buffers).pipe(
-          // Hashing runs in the codec workers, a chunk per worker, in order.
-          Stream.mapEffect(
-            (chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), ({ bytes, hashes }) => ({ chunk: { offset: chunk.offset, data: bytes }, hashes })),
-            { concurrency: poolSize() }
-          ),
-          Stream.mapConcat(({ chunk, hashes }) => {
+        const objects = yield* readChunks(volumePath, slots).pipe(
+          // Hashing runs in the codec workers, on the slot in place.
+          Stream.mapEffect((chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), (hashes) => ({ chunk, hashes })), {
+            concurrency: poolSize()
+          }),
+          Stream.map(({ chunk, hashes }) => {
             bytesRead += chunk.data.length
             const first = sha256s.length
-            sha256s.push(...hashes)
-            let pieces: Array<Piece> = [chunk]
-            if (parentHashes !== undefined) {
-              // Changed runs are copied out, so the chunk's buffer is free at once.
-              pieces = changedRuns(chunk, hashes, parentHashes, first, shaBlockSize).map((p) => ({ ...p, data: p.data.slice() }))
-              buffers.give(chunk.data)
-            }
+            for (const sha of hashes) sha256s.push(sha)
+            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
             // Numbered here, in volume order, whatever finishes first below.
-            const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
-            return [{ chunkBytes: chunk.data.length, named }]
+            return { chunk, named: pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) })) }
           }),
           Stream.mapEffect(
-            ({ chunkBytes, named }) =>
+            ({ chunk, named }) =>
               Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
-                Effect.tap(() => progress.advance(chunkBytes))
+                Effect.zipLeft(slots.give(chunk.data)),
+                Effect.tap(() => progress.advance(chunk.data.length))
               ),
             { concurrency }
           ),

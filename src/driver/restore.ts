@@ -13,6 +13,7 @@
 import type { FileSystem } from "@effect/platform"
 import { Effect, Option, Stream } from "effect"
 import { openObject } from "../codec/codec.js"
+import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata } from "../domain/documents.js"
 import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
@@ -51,6 +52,10 @@ const writeData = (writer: VolumeWriter, offset: number, data: Uint8Array, spars
   return Effect.all(parts, { discard: true }) as Effect.Effect<void, never>
 }
 
+/** The slot size a set of objects needs. */
+export const largestObject = (objects: ReadonlyArray<{ readonly length: number }>) =>
+  objects.reduce((max, o) => Math.max(max, o.length), 0)
+
 /** The chain from the full backup to `record`, oldest first. */
 export const backupChain = (record: BackupRecord) =>
   Effect.gen(function* () {
@@ -74,13 +79,22 @@ export const backupChain = (record: BackupRecord) =>
     return chain.reverse()
   })
 
-/** Fetches, decompresses and verifies one object; the bytes are the volume's. */
-export const fetchObject = (record: BackupRecord, metadata: BackupMetadata, object: ReturnType<typeof dataObjects>[number]) =>
+/**
+ * Fetches, decompresses and verifies one object into `slot` (at least as long
+ * as the object); the bytes returned, a view of the slot, are the volume's.
+ */
+export const fetchObject = (
+  record: BackupRecord,
+  metadata: BackupMetadata,
+  object: ReturnType<typeof dataObjects>[number],
+  slot: Uint8Array
+) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const { container } = yield* locate(record)
+    if (object.length > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for the ${object.length} bytes of ${object.name}`)
     const stored = yield* store.get(container, object.name, metadata.extra_metadata)
-    const { bytes: data, md5 } = yield* openObject(object.compression, stored, object.length, object.name)
+    const { bytes: data, md5 } = yield* openObject(object.compression, stored, object.length, object.name, slot)
     if (data.length !== object.length || md5 !== object.md5) {
       return yield* new IntegrityError({
         backupId: record.id,
@@ -113,16 +127,24 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const totalBytes = placed.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0)
     const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
     const { writer, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
+    const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
+    // An object holds a slot from its fetch until it is written: memory stays
+    // at `concurrency` objects (plus their compressed bytes) whatever the volume.
+    const slots = yield* makeSlotPool(largestObject(placed.map((p) => p.object)), concurrency)
     yield* Stream.fromIterable(placed).pipe(
       Stream.mapEffect(
-        ({ object, visible }) => Effect.map(fetchObject(object.plan.record, object.plan.metadata, object), (data) => ({ object, visible, data })),
-        { concurrency: options.concurrency ?? store.defaults.concurrency }
+        ({ object, visible }) =>
+          Effect.flatMap(slots.take, (slot) =>
+            Effect.map(fetchObject(object.plan.record, object.plan.metadata, object, slot), (data) => ({ object, visible, data }))
+          ),
+        { concurrency }
       ),
       Stream.runForEach(({ object, visible, data }) =>
         Effect.forEach(visible, (range) => writeData(writer, range.start, data.subarray(range.start - object.offset, range.end - object.offset), sparse), {
           discard: true
         }).pipe(
           Effect.zipRight(writer.sync),
+          Effect.zipRight(slots.give(data)),
           Effect.zipRight(progress.advance(visible.reduce((s, r) => s + r.end - r.start, 0)))
         )
       )

@@ -8,6 +8,7 @@
  */
 import { Effect, Either, Stream } from "effect"
 import { hash } from "node:crypto"
+import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
@@ -15,7 +16,7 @@ import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
 import { checkObjectList, readMetadata, readSha256File } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { backupChain, fetchObject } from "./restore.js"
+import { backupChain, fetchObject, largestObject } from "./restore.js"
 
 export interface Problem {
   readonly backupId: string
@@ -66,7 +67,8 @@ const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyA
       let rest = bytes
       while (rest.length > 0) {
         const take = Math.min(rest.length, blockSize - pendingBytes)
-        pending.push(rest.subarray(0, take))
+        // A part kept past this call is copied: `bytes` is a slot, reused once handed back.
+        pending.push(take === rest.length && pendingBytes + take < blockSize ? rest.slice(0, take) : rest.subarray(0, take))
         pendingBytes += take
         rest = rest.subarray(take)
         if (pendingBytes === blockSize) flush()
@@ -120,15 +122,20 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     let bytesChecked = 0
     // A missing or corrupt visible object leaves a hole: the sha comparison stops there.
     let shaUsable = checker !== undefined
+    const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
+    const slots = yield* makeSlotPool(largestObject(ordered), concurrency)
     yield* Stream.fromIterable(ordered).pipe(
       Stream.mapEffect(
         (object) =>
-          fetchObject(object.plan.record, object.plan.metadata, object).pipe(
-            Effect.map((data) => ({ object, data })),
-            Effect.mapError((error) => ({ object, error })),
-            Effect.either
+          Effect.flatMap(slots.take, (slot) =>
+            fetchObject(object.plan.record, object.plan.metadata, object, slot).pipe(
+              Effect.map((data) => ({ object, data })),
+              Effect.mapError((error) => ({ object, error })),
+              Effect.tapError(() => slots.give(slot)),
+              Effect.either
+            )
           ),
-        { concurrency: options.concurrency ?? store.defaults.concurrency }
+        { concurrency }
       ),
       Stream.runForEach((result) =>
         Effect.suspend(() => {
@@ -145,7 +152,7 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
               checker?.push(data.subarray(range.start - object.offset, range.end - object.offset))
             }
           }
-          return progress.advance(object.length)
+          return Effect.zipRight(slots.give(data), progress.advance(object.length))
         })
       )
     )

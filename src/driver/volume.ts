@@ -5,6 +5,7 @@
 import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Stream } from "effect"
+import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 
 const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: error.message })
@@ -48,57 +49,30 @@ const readFully = (file: FileSystem.File, buffer: Uint8Array) =>
 
 export interface VolumeChunk {
   readonly offset: number
+  /** a view of a slot of the pool the stream was given; hand the slot back when done */
   readonly data: Uint8Array
 }
 
 /**
- * Chunk buffers handed back for reuse. Every fresh 50 MiB ArrayBuffer makes
- * V8 account external memory and run a full GC; recycling a handful of
- * buffers keeps a backup's GC time near zero.
+ * The volume as a stream of chunks of the slots' size (the last may be
+ * short), each read into a slot taken from `slots`: reading waits while every
+ * slot is in use, which is the backpressure that bounds a backup's memory.
+ * The file stays open for the life of the stream.
  */
-export interface ChunkBuffers {
-  readonly take: () => Uint8Array
-  /** Returns a buffer nobody references any more; others sizes are dropped. */
-  readonly give: (buffer: Uint8Array) => void
-}
-
-export const makeChunkBuffers = (chunkSize: number, keep: number): ChunkBuffers => {
-  const free: Array<Uint8Array> = []
-  return {
-    // Not zero-filled: every byte handed on is read from the volume first.
-    take: () => free.pop() ?? Buffer.allocUnsafeSlow(chunkSize),
-    give: (buffer) => {
-      const whole = buffer.byteOffset === 0 && buffer.byteLength === chunkSize && buffer.buffer.byteLength === chunkSize
-      if (whole && free.length < keep) free.push(buffer)
-    }
-  }
-}
-
-/**
- * The volume as a stream of `chunkSize` chunks (the last may be short). The
- * file stays open for the life of the stream. Each chunk owns its buffer
- * until the consumer gives it back to `buffers`.
- */
-export const readChunks = (
-  path: string,
-  chunkSize: number,
-  buffers: ChunkBuffers = makeChunkBuffers(chunkSize, 0)
-): Stream.Stream<VolumeChunk, VolumeError, FileSystem.FileSystem> =>
+export const readChunks = (path: string, slots: SlotPool): Stream.Stream<VolumeChunk, VolumeError, FileSystem.FileSystem> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const fs = yield* FileSystem.FileSystem
       const file = yield* fs.open(path, { flag: "r" })
       return Stream.unfoldEffect(0, (offset) =>
         Effect.gen(function* () {
-          const buffer = buffers.take()
-          const n = yield* readFully(file, buffer)
+          const slot = yield* slots.take
+          const n = yield* readFully(file, slot)
           if (n === 0) {
-            buffers.give(buffer)
+            yield* slots.give(slot)
             return Option.none()
           }
-          // A short last chunk is copied out, so it owns its buffer (workers take buffers over).
-          const chunk: VolumeChunk = { offset, data: n === chunkSize ? buffer : new Uint8Array(buffer.subarray(0, n)) }
-          return Option.some([chunk, offset + n] as const)
+          return Option.some([{ offset, data: slot.subarray(0, n) }, offset + n] as const)
         })
       )
     })

@@ -1,8 +1,9 @@
 /** The worker-pool codec path the driver uses agrees with the in-thread codecs. */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { createHash } from "node:crypto"
 import { decompressObject, openObject, parseCompression, prepareObject } from "../../src/index.js"
+import { makeSlotPool } from "../../src/codec/slots.js"
 import { compressionName, volumeBytes } from "../support/arbitraries.js"
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex")
@@ -48,6 +49,62 @@ describe("codec worker pool", () => {
       const garbage = yield* Effect.flip(openObject("bz2", new Uint8Array([1, 2, 3]), 10, "vol-00002"))
       expect(garbage.message).toContain("vol-00002")
       expect((yield* Effect.flip(openObject("lzma", new Uint8Array(1), 1, "x")))._tag).toBe("CompressionError")
+    })
+  )
+
+  it.effect.prop(
+    "a slot is compressed in place and decompressed into another slot, every algorithm",
+    [volumeBytes(200_000), compressionName],
+    ([data, name]) =>
+      Effect.gen(function* () {
+        const compression = yield* parseCompression(name)
+        const slots = yield* makeSlotPool(200_000, 2)
+        const source = yield* slots.take
+        source.set(data)
+        const prepared = yield* prepareObject(compression, source.subarray(0, data.length))
+        expect(prepared.md5).toBe(md5(data))
+        // Raw objects are the slot's own bytes; compressed ones are a buffer of their own.
+        expect(prepared.bytes.buffer === source.buffer).toBe(prepared.algorithm === "none")
+        const target = yield* slots.take
+        const opened = yield* openObject(prepared.algorithm, Uint8Array.from(prepared.bytes), data.length, "o", target)
+        expect(opened.bytes.buffer).toBe(target.buffer)
+        expect(opened.md5).toBe(md5(data))
+        expect(Buffer.from(opened.bytes).equals(Buffer.from(data))).toBe(true)
+      }),
+    { fastCheck: { numRuns: 50 } }
+  )
+
+  it.effect("into a slot: more bytes than expected, truncated or corrupt data fail with CompressionError", () =>
+    Effect.gen(function* () {
+      const slots = yield* makeSlotPool(100_000, 1)
+      const slot = yield* slots.take
+      for (const name of ["zlib", "zstd", "bz2", "none"]) {
+        const compression = yield* parseCompression(name)
+        const prepared = yield* prepareObject(compression, new Uint8Array(50_000).fill(3))
+        const tooLong = yield* Effect.flip(openObject(prepared.algorithm, Uint8Array.from(prepared.bytes), 49_999, "vol-00007", slot))
+        expect(tooLong.message).toContain("vol-00007")
+        if (name === "none") continue
+        const cut = prepared.bytes.subarray(0, Math.floor(prepared.bytes.length / 2))
+        expect((yield* Effect.flip(openObject(name, Uint8Array.from(cut), 50_000, "vol-00008", slot))).message).toContain("vol-00008")
+      }
+      const garbage = yield* Effect.flip(openObject("zlib", new Uint8Array([1, 2, 3, 4]), 10, "vol-00009", slot))
+      expect(garbage._tag).toBe("CompressionError")
+    })
+  )
+
+  it.effect("a slot pool makes at most `count` slots and a take waits until one is given back", () =>
+    Effect.gen(function* () {
+      const slots = yield* makeSlotPool(16, 2)
+      const a = yield* slots.take
+      const b = yield* slots.take
+      expect(a.buffer).not.toBe(b.buffer)
+      const waiting = yield* Effect.fork(slots.take)
+      yield* Effect.yieldNow()
+      expect(yield* Fiber.poll(waiting)).toEqual(expect.objectContaining({ _tag: "None" }))
+      yield* slots.give(a.subarray(3, 5))
+      const c = yield* Fiber.join(waiting)
+      expect(c.buffer).toBe(a.buffer)
+      expect(c.length).toBe(16)
     })
   )
 })
