@@ -5,9 +5,11 @@
  * failing with SQLITE_BUSY, and read-modify-write runs under BEGIN IMMEDIATE.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { Migrator, SqlClient, SqlSchema } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import type { SqlError } from "@effect/sql/SqlError"
-import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Duration, Effect, Layer, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import { resolve } from "node:path"

@@ -2,8 +2,10 @@
  * The command line: parse, pick layers, show progress. No backup logic here;
  * every command calls a driver program or the catalog.
  */
-import { Args, Command, Options } from "@effect/cli"
-import type { FileSystem } from "@effect/platform"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Duration, Effect, Option } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"

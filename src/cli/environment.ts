@@ -2,7 +2,8 @@
  * From the global options to the layers a command runs on: the store named
  * by `--store` and the SQLite catalog, both under `--repo` by default.
  */
-import { NodeFileSystem, NodeHttpClient } from "@effect/platform-node"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Either, Layer, Option } from "effect"
 import { mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"

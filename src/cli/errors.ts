@@ -2,7 +2,7 @@
  * Every typed error maps to one line that names the backup or object, and to
  * its own exit code (documented in the README).
  */
-import { ValidationError } from "@effect/cli"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, Option } from "effect"
 
 export const exitCodes = {

@@ -4,8 +4,8 @@
  * per cause, a stack trace only with --verbose. SIGINT/SIGTERM interrupt the
  * command, so a backup cleans up what it wrote.
  */
-import { Command } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import * as Command from "@effect/cli/Command"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect } from "effect"
 import { command } from "./commands.js"
 import { outcomeOf } from "./errors.js"

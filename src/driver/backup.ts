@@ -9,7 +9,7 @@
  * The sha256 file and then the metadata are written last; only then is the
  * record `available`. Any failure or interruption deletes what was written.
  */
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject } from "../codec/codec.js"
 import { hashInWorker, poolSize } from "../codec/pool.js"

@@ -10,7 +10,7 @@
  * The requested backup is `restoring` for the duration; when its status
  * changes, the restore is interrupted and fails with RestoreCancelled.
  */
-import type { FileSystem } from "@effect/platform"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import { openObject } from "../codec/codec.js"
 import { makeSlotPool } from "../codec/slots.js"

@@ -2,7 +2,7 @@
  * Volume access through @effect/platform's FileSystem: a regular file or a
  * block device, read in chunks (never whole) and written at offsets.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Stream } from "effect"
 import type { SlotPool } from "../codec/slots.js"

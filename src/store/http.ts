@@ -10,7 +10,11 @@
  *   connection errors, short body  -> StoreUnavailable (transient: withRetry retries it)
  *   anything else                  -> StoreError       (permanent)
  */
-import { Headers, type HttpClient, type HttpClientError, type HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as Headers from "@effect/platform/Headers"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Cause, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { StoreAuthError, StoreError, StoreUnavailable } from "./errors.js"

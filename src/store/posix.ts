@@ -5,7 +5,7 @@
  * Writes go to a hidden temp file, are fsynced, then renamed into place, so a
  * reader never sees half an object and a crash leaves no partial object.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Exit, Layer } from "effect"
 import { randomBytes } from "node:crypto"

@@ -16,7 +16,9 @@
  * - Buckets are created with HEAD then PUT (a LocationConstraint outside
  *   us-east-1); listings page through ListObjectsV2's continuation token.
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import aws4 from "aws4"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import { aroundEach } from "./decorators.js"

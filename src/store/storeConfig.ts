@@ -19,7 +19,7 @@
  *   S3_SSE_CUSTOMER_ALGORITHM, S3_CREATE_BUCKET, S3_OBJECT_SIZE, S3_BLOCK_SIZE,
  *   S3_AVAILABILITY_ZONE, S3_TIMEOUT (s), S3_CONCURRENCY
  */
-import type { HttpClient } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Layer, Option } from "effect"
 import type { ObjectStore } from "./ObjectStore.js"
 import { layerS3, type S3StoreOptions } from "./s3.js"

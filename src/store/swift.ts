@@ -22,7 +22,9 @@
  * ETag (Swift refuses a body that does not match, 422) and compares the
  * ETag Swift answers.
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Layer, Option, Redacted, SynchronizedRef } from "effect"
 import { aroundEach } from "./decorators.js"
 import { ChecksumMismatch, ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreAuthError, StoreError } from "./errors.js"
