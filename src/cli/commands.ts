@@ -11,6 +11,7 @@ import { createHash, randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"
 import { resolve } from "node:path"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import { startWorkers } from "../codec/pool.js"
 import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
@@ -52,6 +53,9 @@ const withServices = <A, E>(program: (options: GlobalOptions & { readonly lease:
     const layer = yield* servicesFor(options)
     return yield* Effect.provide(program({ ...options, lease: { leaseDuration: Duration.seconds(leaseSeconds) } }), layer)
   })
+
+/** For commands that compress or hash: the codec workers start loading while the services open. */
+const withCodecServices: typeof withServices = (program) => Effect.zipRight(startWorkers, withServices(program))
 
 const recordJson = (record: BackupRecord) => ({
   ...record,
@@ -95,7 +99,7 @@ const backupCommand = Command.make(
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects in flight (default: the store's)"), Options.optional)
   },
   (args) =>
-    withServices((options) =>
+    withCodecServices((options) =>
       Effect.gen(function* () {
         const volumePath = resolve(args.volume)
         const volumeId = Option.getOrElse(args.volumeId, () => volumeIdFor(volumePath))
@@ -142,7 +146,7 @@ const restoreCommand = Command.make(
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects fetched at once (default: the store's)"), Options.optional)
   },
   (args) =>
-    withServices((options) =>
+    withCodecServices((options) =>
       Effect.gen(function* () {
         const view = makeProgressView({ json: options.json })
         const result = yield* restore(args.backupId, resolve(args.target), {
@@ -252,7 +256,7 @@ const verifyCommand = Command.make(
     full: Options.boolean("full").pipe(Options.withDescription("also rebuild the volume and check every sha block"))
   },
   (args) =>
-    withServices((options) =>
+    withCodecServices((options) =>
       Effect.gen(function* () {
         const view = makeProgressView({ json: options.json })
         const report = yield* verify(args.backupId, {

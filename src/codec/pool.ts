@@ -87,7 +87,14 @@ class Pool {
 }
 
 let shared: Pool | undefined
-const pool = () => (shared ??= new Pool(Math.max(1, availableParallelism())))
+const pool = () => (shared ??= new Pool(poolSize()))
+
+/**
+ * Starts the workers now rather than at the first chunk: loading a worker
+ * (its isolate, zstd and the addons) takes ~50-100 ms, which then overlaps
+ * the catalog and document reads that come first.
+ */
+export const startWorkers = Effect.sync(() => void pool())
 
 /** How many objects can be worked on at once. */
 export const poolSize = () => Math.max(1, availableParallelism())

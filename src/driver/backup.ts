@@ -12,7 +12,7 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject } from "../codec/codec.js"
-import { hashInWorker, poolSize } from "../codec/pool.js"
+import { hashInWorker, poolSize, startWorkers } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
@@ -109,6 +109,7 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
  */
 export const runBackup = (backupId: string, volumePath: string, options: BackupOptions = {}) =>
   Effect.gen(function* () {
+    yield* startWorkers
     const store = yield* ObjectStore
     const catalog = yield* BackupCatalog
     const initial = yield* catalog.get(backupId)
@@ -281,6 +282,7 @@ export const backup = (
   options: BackupOptions = {}
 ) =>
   Effect.gen(function* () {
+    yield* startWorkers
     const catalog = yield* BackupCatalog
     const info = yield* volumeInfo(volumePath)
     if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })

@@ -13,6 +13,7 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import { openObject } from "../codec/codec.js"
+import { startWorkers } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata } from "../domain/documents.js"
 import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from "../domain/errors.js"
@@ -166,6 +167,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
  */
 export const restore = (backupId: string, targetPath: string, options: RestoreOptions = {}) =>
   Effect.gen(function* () {
+    yield* startWorkers
     const catalog = yield* BackupCatalog
     const record = yield* catalog.get(backupId)
     const claimed = yield* claim(backupId, ["available"], "restoring", options)
