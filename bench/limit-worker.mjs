@@ -9,7 +9,9 @@
  *   buf   index into the phase's SharedArrayBuffers
  *   ops   any of "sha" (sha256 hex of every sha block), "md5" (md5 hex of the
  *         item), "deflate" (zlib level 6), "zstd" (level 3), "inflate" (then
- *         md5 of the output if "md5" is also given), "zstd-d"
+ *         md5 of the output if "md5" is also given), "zstd-d"; "deflate-build"
+ *         and "inflate-build" do the same with this build's zlib addon
+ *         (native/zlib.c: libdeflate when built with it)
  *   out   keep the compressed output under this key (collected later, untimed)
  *   raw   decompressed length (inflate / zstd-d)
  */
@@ -18,6 +20,15 @@ import { readFileSync } from "node:fs"
 import { parentPort } from "node:worker_threads"
 import { deflateSync, inflateSync } from "node:zlib"
 import { compress as zstdCompress, decompress as zstdDecompress } from "zstd-napi"
+import { createRequire } from "node:module"
+
+const buildZlib = createRequire(import.meta.url)("../native/build/Release/zlib.node")
+let scratch = new Uint8Array(0)
+/** inflateInto a reused buffer, as the CLI inflates into a reused slot. */
+const inflateBuild = (data, raw) => {
+  if (scratch.length < raw) scratch = new Uint8Array(raw)
+  return scratch.subarray(0, buildZlib.inflateInto(data, scratch.subarray(0, raw)))
+}
 
 const sha256Hex = typeof oneShot === "function" ? (data) => oneShot("sha256", data, "hex") : (data) => createHash("sha256").update(data).digest("hex")
 const md5Hex = (data) => createHash("md5").update(data).digest("hex")
@@ -54,6 +65,7 @@ parentPort.on("message", (msg) => {
     let data = views[item.buf].subarray(item.off, item.off + item.len)
     const ops = item.ops
     if (ops.includes("inflate")) data = inflateSync(data)
+    else if (ops.includes("inflate-build")) data = inflateBuild(data, item.raw)
     else if (ops.includes("zstd-d")) data = zstdDecompress(data)
     if (item.raw !== undefined && data.length !== item.raw) throw new Error(`item ${i}: ${data.length} bytes, expected ${item.raw}`)
     if (ops.includes("sha")) {
@@ -62,6 +74,7 @@ parentPort.on("message", (msg) => {
     if (ops.includes("md5")) sink ^= md5Hex(data).charCodeAt(0)
     let packed
     if (ops.includes("deflate")) packed = deflateSync(data, { level: zlibLevel })
+    else if (ops.includes("deflate-build")) packed = (buildZlib.deflate ?? ((d, level) => deflateSync(d, { level })))(data, zlibLevel)
     else if (ops.includes("zstd")) packed = zstdCompress(data, { compressionLevel: zstdLevel })
     if (packed !== undefined) {
       sink ^= packed.length

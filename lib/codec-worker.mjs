@@ -9,15 +9,16 @@ import * as zlib from "node:zlib"
 const require = createRequire(import.meta.url)
 const zstd = require("zstd-napi")
 const bz2 = require("../native/build/Release/bz2.node")
+// inflateInto always; deflate when built with libdeflate (native/zlib.c says why).
+const nativeZlib = require("../native/build/Release/zlib.node")
 
 const compressors = {
-  zlib: async (data) => zlib.deflateSync(data, { level: 6 }),
+  zlib: nativeZlib.deflate === undefined ? async (data) => zlib.deflateSync(data, { level: 6 }) : async (data) => nativeZlib.deflate(data, 6),
   bz2: (data) => bz2.compress(data, 9),
   zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
 }
 
 const zstdBinding = require("zstd-napi/binding")
-const { inflateInto } = require("../native/build/Release/inflate.node")
 
 // Each writes the plain bytes into `target` (sized to the expected length,
 // so a longer result fails) and returns how many it wrote.
@@ -27,7 +28,7 @@ const decompressors = {
     target.set(data)
     return data.length
   },
-  zlib: (data, target) => inflateInto(data, target),
+  zlib: (data, target) => nativeZlib.inflateInto(data, target),
   bz2: async (data, target) => {
     const plain = await bz2.decompress(data, target.length)
     target.set(plain)

@@ -1,26 +1,20 @@
 {
+  "variables": {
+    "has_libdeflate%": "<!(test -f /usr/include/libdeflate.h && echo 1 || echo 0)"
+  },
   "targets": [
     {
       "target_name": "bz2",
-      "sources": [
-        "bz2.c"
-      ],
-      "libraries": [
-        "-lbz2"
-      ],
-      "cflags": [
-        "-O2",
-        "-Wall"
-      ]
+      "sources": ["bz2.c"],
+      "libraries": ["-lbz2"],
+      "cflags": ["-O2", "-Wall"]
     },
     {
-      "target_name": "inflate",
-      "sources": [
-        "inflate.c"
-      ],
-      "cflags": [
-        "-O2",
-        "-Wall"
+      "target_name": "zlib",
+      "sources": ["zlib.c"],
+      "cflags": ["-O2", "-Wall"],
+      "conditions": [
+        ["has_libdeflate==1", { "defines": ["HAVE_LIBDEFLATE"], "libraries": ["-ldeflate"] }]
       ]
     }
   ]

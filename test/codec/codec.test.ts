@@ -10,7 +10,8 @@ import { Effect, Either, FastCheck as fc } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { compressObject, decompressObject } from "../../src/codec/codec.js"
+import { compressObject, decompressObject, openObject, prepareObject } from "../../src/codec/codec.js"
+import { makeSlotPool } from "../../src/codec/slots.js"
 import { parseCompression, type Algorithm, type Compression } from "../../src/domain/compression.js"
 import { startPythonServer, type PythonServer } from "../support/debianPython.js"
 
@@ -187,12 +188,17 @@ describe("Python compresses, decompressObject restores", () => {
         }
       }
       yield* ask({ op: "compress", items: items.map(({ alg, src, dst }) => ({ alg, src, dst })) })
+      const slots = yield* makeSlotPool(Math.max(...inputs.map((i) => i.data.length)), 1)
+      const slot = yield* slots.take
       for (const { input, codec, dst } of items) {
         const compressed = new Uint8Array(readFileSync(dst))
         for (const name of aliases[codec]) {
           const restored = yield* decompressObject(name, compressed, input.data.length, `${input.name}-${name}`)
           expectSameBytes(restored, input.data, `${input.name} compressed by python ${codec}, read as ${name}`)
         }
+        // The restore path: a codec worker, into a slot (zlib by libdeflate when built with it).
+        const opened = yield* openObject(codec, Uint8Array.from(compressed), input.data.length, input.name, slot)
+        expectSameBytes(opened.bytes, input.data, `${input.name} compressed by python ${codec}, opened in a worker`)
       }
     }))
 
@@ -232,6 +238,11 @@ describe("compressObject output, Python decompresses", () => {
           const file = join(dir, `${input.name}.ours.${codec}`)
           writeFileSync(file, result.bytes)
           ours.push({ input, codec, file })
+          // The backup path: a codec worker (zlib by libdeflate when built with it).
+          const prepared = yield* prepareObject({ name: codec, algorithm: codec }, Uint8Array.from(input.data))
+          expect(prepared.algorithm, `${input.name} ${codec} in a worker`).toBe(codec)
+          writeFileSync(`${file}.worker`, prepared.bytes)
+          ours.push({ input, codec, file: `${file}.worker` })
         }
       }
       const errors = yield* ask<ReadonlyArray<string | null>>({

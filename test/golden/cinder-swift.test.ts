@@ -82,7 +82,8 @@ const asRow = (record: BackupRecord, status: string) => ({
 })
 
 describe.skipIf(loopback === undefined)(`Cinder's SwiftBackupDriver and this project, through one Swift${loopback === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
-  const sw = loopback!
+  // A skipped describe still runs its body when collecting: no dereference of a missing Swift here.
+  const sw = loopback ?? ({} as NonNullable<typeof loopback>)
   const container = uniqueContainer("cinder")
   const swift = { auth_url: sw.authUrl, user: sw.user, key: sw.key }
   let dir = ""

@@ -23,7 +23,8 @@ describe.skipIf(loopback === undefined)(`listing more than 10000 objects${loopba
     `${COUNT} objects: all listed, in order, through Swift (marker) and S3 (continuation token)`,
     () =>
       Effect.gen(function* () {
-        const sw = loopback!
+        // A skipped describe still runs its body when collecting: no dereference of a missing Swift here.
+  const sw = loopback ?? ({} as NonNullable<typeof loopback>)
         yield* Effect.gen(function* () {
           const store = yield* ObjectStore
           yield* store.ensureContainer(container)
