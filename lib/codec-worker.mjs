@@ -46,17 +46,48 @@ const decompressors = {
 
 const md5 = (data) => createHash("md5").update(data).digest("hex")
 
-/** A view of the result that can be transferred back without copying. */
-const transferable = (bytes) =>
-  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice()
+// All-zero data is common (thin volumes, unused space) and what is computed
+// from it depends only on its length: the sha256 of a zero block, the md5
+// and the compressed form of a zero object are computed once and reused.
+// Telling zeros apart is a memcmp that stops at the first non-zero byte.
+const ZEROS = new Uint8Array(1 << 20)
+const isZero = (data) => {
+  for (let off = 0; off < data.length; off += ZEROS.length) {
+    const part = data.subarray(off, Math.min(off + ZEROS.length, data.length))
+    if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false
+  }
+  return true
+}
+const ofZeros = new Map()
+const onceForZeros = (key, compute) => {
+  let value = ofZeros.get(key)
+  if (value === undefined) ofZeros.set(key, (value = compute()))
+  return value
+}
+const md5Of = (data) => (isZero(data) ? onceForZeros(`md5 ${data.length}`, () => md5(data)) : md5(data))
+
+/** A copy in an ArrayBuffer of its own (Buffer's slice() would be a view). */
+const copyOf = (bytes) => new Uint8Array(bytes)
+
+/** The result as something that can be transferred back: itself when it owns its whole buffer. */
+const transferable = (bytes) => (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : copyOf(bytes))
 
 /** The hex SHA-256 of every `blockSize` block of `data` (the last may be short). */
 const shaBlocks = (data, blockSize) => {
   const hashes = []
   for (let off = 0; off < data.length; off += blockSize) {
-    hashes.push(hash("sha256", data.subarray(off, Math.min(off + blockSize, data.length)), "hex"))
+    const block = data.subarray(off, Math.min(off + blockSize, data.length))
+    const sha = () => hash("sha256", block, "hex")
+    hashes.push(isZero(block) ? onceForZeros(`sha256 ${block.length}`, sha) : sha())
   }
   return hashes
+}
+
+/** md5, and the compressed bytes or null when they would not be smaller (Cinder stores those raw). */
+const compressOne = async (algorithm, data) => {
+  const digest = md5(data)
+  const compressed = algorithm === "none" || data.length === 0 ? data : await compressors[algorithm](data)
+  return { digest, compressed: compressed.length >= data.length ? null : compressed }
 }
 
 const isShared = (view) => view.buffer instanceof SharedArrayBuffer
@@ -67,23 +98,31 @@ parentPort.on("message", async ({ id, op, algorithm, data, expectedLength, block
     if (op === "hash") {
       parentPort.postMessage({ id, hashes: shaBlocks(data, blockSize) })
     } else if (op === "compress") {
-      const digest = md5(data)
-      const compressed = algorithm === "none" || data.length === 0 ? data : transferable(await compressors[algorithm](data))
-      // Cinder's rule: an object that does not shrink is stored raw, as "none".
-      if (compressed.length >= data.length) {
+      let digest, bytes
+      if (isZero(data)) {
+        const once = await onceForZeros(`${algorithm} ${data.length}`, () => compressOne(algorithm, data))
+        // A copy: the remembered bytes must stay here.
+        ;({ digest } = once)
+        bytes = once.compressed === null ? null : copyOf(once.compressed)
+      } else {
+        const fresh = await compressOne(algorithm, data)
+        digest = fresh.digest
+        bytes = fresh.compressed === null ? null : transferable(fresh.compressed)
+      }
+      if (bytes === null) {
         parentPort.postMessage({ id, md5: digest, raw: true, bytes: isShared(data) ? undefined : data }, isShared(data) ? [] : [data.buffer])
       } else {
-        parentPort.postMessage({ id, md5: digest, raw: false, bytes: compressed }, [compressed.buffer])
+        parentPort.postMessage({ id, md5: digest, raw: false, bytes }, [bytes.buffer])
       }
     } else {
       // Into the caller's slot when given one, else into a buffer sent back.
       const target = into === undefined ? new Uint8Array(expectedLength) : into.subarray(0, Math.min(into.length, expectedLength))
       const length = await decompressors[algorithm](data, target)
-      const digest = md5(target.subarray(0, length))
+      const digest = md5Of(target.subarray(0, length))
       if (into !== undefined) {
         parentPort.postMessage({ id, md5: digest, length })
       } else {
-        const bytes = length === target.length ? target : target.slice(0, length)
+        const bytes = length === target.length ? target : copyOf(target.subarray(0, length))
         parentPort.postMessage({ id, md5: digest, bytes }, [bytes.buffer])
       }
     }
