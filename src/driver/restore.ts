@@ -4,7 +4,7 @@
  * each byte of the volume is taken from the newest object covering it, so an
  * object is fetched at most once and shadowed objects not at all. Fetched
  * objects are decompressed and length- and md5-verified as a whole, their
- * visible ranges written and fsynced. A fresh target stays sparse: all-zero
+ * visible ranges written; the target is fsynced once at the end. A fresh target stays sparse: all-zero
  * MiB parts are not written (safe, as every byte is written only once).
  *
  * The requested backup is `restoring` for the duration; when its status
@@ -16,7 +16,7 @@ import { openObject } from "../codec/codec.js"
 import { startWorkers } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata } from "../domain/documents.js"
-import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled } from "../domain/errors.js"
+import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, type VolumeError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
@@ -42,15 +42,24 @@ const ZEROS = new Uint8Array(SPARSE_PART)
 /** memcmp against zeros: a byte-by-byte JS loop costs seconds per GiB. */
 const isZero = (part: Uint8Array) => Buffer.compare(part, ZEROS.subarray(0, part.length)) === 0
 
-/** Writes `data` at `offset`, skipping whole-zero parts when the target is sparse. */
+/**
+ * Writes `data` at `offset`, skipping whole-zero parts when the target is
+ * sparse; consecutive parts with data go out as one write.
+ */
 const writeData = (writer: VolumeWriter, offset: number, data: Uint8Array, sparse: boolean) => {
   if (!sparse) return writer.write(offset, data)
-  const parts: Array<Effect.Effect<void, unknown>> = []
+  const writes: Array<Effect.Effect<void, VolumeError>> = []
+  let run = -1 // start of the current run of parts with data
   for (let start = 0; start < data.length; start += SPARSE_PART) {
-    const part = data.subarray(start, Math.min(start + SPARSE_PART, data.length))
-    if (!isZero(part)) parts.push(writer.write(offset + start, part))
+    const zero = isZero(data.subarray(start, Math.min(start + SPARSE_PART, data.length)))
+    if (!zero && run === -1) run = start
+    if (zero && run !== -1) {
+      writes.push(writer.write(offset + run, data.subarray(run, start)))
+      run = -1
+    }
   }
-  return Effect.all(parts, { discard: true }) as Effect.Effect<void, never>
+  if (run !== -1) writes.push(writer.write(offset + run, data.subarray(run)))
+  return Effect.all(writes, { discard: true })
 }
 
 /** The slot size a set of objects needs. */
@@ -132,24 +141,28 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     // An object holds a slot from its fetch until it is written: memory stays
     // at `concurrency` objects (plus their compressed bytes) whatever the volume.
     const slots = yield* makeSlotPool(largestObject(placed.map((p) => p.object)), concurrency)
+    // Each object is fetched, checked and written by one of `concurrency`
+    // fibers: the visible ranges of different objects never overlap, so the
+    // positional writes need no order. One fsync at the end makes it durable
+    // (Cinder fsyncs per object; on a chain of many small objects that
+    // serialised the restore behind ~460 fsyncs).
     yield* Stream.fromIterable(placed).pipe(
       Stream.mapEffect(
         ({ object, visible }) =>
-          Effect.flatMap(slots.take, (slot) =>
-            Effect.map(fetchObject(object.plan.record, object.plan.metadata, object, slot), (data) => ({ object, visible, data }))
-          ),
-        { concurrency }
+          Effect.gen(function* () {
+            const slot = yield* slots.take
+            const data = yield* fetchObject(object.plan.record, object.plan.metadata, object, slot)
+            yield* Effect.forEach(visible, (range) => writeData(writer, range.start, data.subarray(range.start - object.offset, range.end - object.offset), sparse), {
+              discard: true
+            })
+            yield* slots.give(slot)
+            return visible.reduce((s, r) => s + r.end - r.start, 0)
+          }),
+        { concurrency, unordered: true }
       ),
-      Stream.runForEach(({ object, visible, data }) =>
-        Effect.forEach(visible, (range) => writeData(writer, range.start, data.subarray(range.start - object.offset, range.end - object.offset), sparse), {
-          discard: true
-        }).pipe(
-          Effect.zipRight(writer.sync),
-          Effect.zipRight(slots.give(data)),
-          Effect.zipRight(progress.advance(visible.reduce((s, r) => s + r.end - r.start, 0)))
-        )
-      )
+      Stream.runForEach((bytes) => progress.advance(bytes))
     )
+    yield* writer.sync
     // Cinder hands each backup's volume metadata over in chain order.
     const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
     for (const plan of plans) {

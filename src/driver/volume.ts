@@ -5,6 +5,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Stream } from "effect"
+import { write as nodeWrite } from "node:fs"
 import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 
@@ -79,9 +80,22 @@ export const readChunks = (path: string, slots: SlotPool): Stream.Stream<VolumeC
   ).pipe(Stream.mapError(volumeError(path)))
 
 export interface VolumeWriter {
+  /** Writes `data` at `offset`; positional, so writes to disjoint ranges may run at once. */
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
   readonly sync: Effect.Effect<void, VolumeError>
 }
+
+/** pwrite until every byte is written (the platform File writes at its own, shared position). */
+const writeAt = (fd: number, data: Uint8Array, position: number) =>
+  Effect.async<void, NodeJS.ErrnoException>((resume) => {
+    const step = (done: number) =>
+      nodeWrite(fd, data, done, data.length - done, position + done, (error, written) => {
+        if (error !== null) resume(Effect.fail(error))
+        else if (done + written < data.length) step(done + written)
+        else resume(Effect.void)
+      })
+    step(0)
+  })
 
 /**
  * Opens a restore target, creating a missing file. When `fresh` (a new,
@@ -101,7 +115,7 @@ export const openTarget = (path: string, size: number, fresh: boolean) =>
     }
     const writer: VolumeWriter = {
       write: (offset, data) =>
-        Effect.zipRight(file.seek(offset, "start"), file.writeAll(data)).pipe(Effect.mapError(volumeError(path))),
+        writeAt(file.fd, data, offset).pipe(Effect.mapError((error) => new VolumeError({ path, reason: `write at ${offset}: ${error.message}` }))),
       sync: file.sync.pipe(Effect.mapError(volumeError(path)))
     }
     return { writer, sparse }

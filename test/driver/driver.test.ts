@@ -294,6 +294,25 @@ describe("cancellation, progress, volume metadata, delete", () => {
     ).pipe(Effect.provide(memoryServices()))
   )
 
+  it.effect("a sparse restore writes runs of several MiB and a short last part, and skips the zero MiB between", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const MiB = 1024 * 1024
+        const path = join(dir, "vol.img")
+        const volume = new Uint8Array(8 * MiB + 300 * 1024)
+        volume.fill(5, 0, 2.5 * MiB)
+        volume.fill(6, 6 * MiB + 100)
+        yield* writeVolume(path, volume)
+        yield* backup({ id: "r", volume_id: "v" }, path, { chunkSize: 4 * MiB, shaBlockSize: 32768 })
+        const target = join(dir, "runs.img")
+        yield* restore("r", target, { volumeIsNew: true })
+        expect(Buffer.from(readFileSync(target)).equals(Buffer.from(volume))).toBe(true)
+        // MiB 0-2 and 6-8 plus the short tail: the three zero MiB in between stay holes.
+        expect(statSync(target).blocks * 512).toBeLessThanOrEqual(5.5 * MiB + 65536)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
   it.live("watch streams the current status and each change", () =>
     withChain(() =>
       Effect.gen(function* () {
