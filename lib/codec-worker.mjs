@@ -72,15 +72,16 @@ const copyOf = (bytes) => new Uint8Array(bytes)
 /** The result as something that can be transferred back: itself when it owns its whole buffer. */
 const transferable = (bytes) => (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : copyOf(bytes))
 
-/** The hex SHA-256 of every `blockSize` block of `data` (the last may be short). */
+/** The SHA-256 of every `blockSize` block of `data` (the last may be short), 32 bytes each, in one buffer. */
 const shaBlocks = (data, blockSize) => {
-  const hashes = []
-  for (let off = 0; off < data.length; off += blockSize) {
-    const block = data.subarray(off, Math.min(off + blockSize, data.length))
-    const sha = () => hash("sha256", block, "hex")
-    hashes.push(isZero(block) ? onceForZeros(`sha256 ${block.length}`, sha) : sha())
+  const count = Math.ceil(data.length / blockSize)
+  const digests = new Uint8Array(count * 32)
+  for (let i = 0; i < count; i++) {
+    const block = data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length))
+    const sha = () => hash("sha256", block, "buffer")
+    digests.set(isZero(block) ? onceForZeros(`sha256 ${block.length}`, sha) : sha(), i * 32)
   }
-  return hashes
+  return digests
 }
 
 /** md5, and the compressed bytes or null when they would not be smaller (Cinder stores those raw). */
@@ -96,7 +97,8 @@ const isShared = (view) => view.buffer instanceof SharedArrayBuffer
 parentPort.on("message", async ({ id, op, algorithm, data, expectedLength, blockSize, into }) => {
   try {
     if (op === "hash") {
-      parentPort.postMessage({ id, hashes: shaBlocks(data, blockSize) })
+      const digests = shaBlocks(data, blockSize)
+      parentPort.postMessage({ id, digests }, [digests.buffer])
     } else if (op === "compress") {
       let digest, bytes
       if (isZero(data)) {

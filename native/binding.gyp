@@ -10,6 +10,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "malloc",
+      "sources": ["malloc.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "zlib",
       "sources": ["zlib.c"],
       "cflags": ["-O2", "-Wall"],

@@ -1,6 +1,7 @@
 /**
- * Loads the project's bzip2 addon (native/bz2.c, built by `npm install`).
- * The path differs between running from src/ (tests) and dist/src/ (CLI).
+ * Loads the project's addons (native/*.c, built by `npm install`): bzip2 and
+ * the allocator setting. The path differs between running from src/ (tests),
+ * dist/src/ (library) and dist/ (the bundled CLI).
  */
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -12,16 +13,24 @@ export interface Bz2Binding {
   readonly decompress: (data: Uint8Array, sizeHint: number) => Promise<Buffer>
 }
 
-const findAddon = (): string => {
+const loadAddon = <A>(name: string): A => {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, "native", "build", "Release", "bz2.node")
-    if (existsSync(candidate)) return candidate
+    const candidate = join(dir, "native", "build", "Release", `${name}.node`)
+    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as A
     dir = dirname(dir)
   }
-  throw new Error("bzip2 addon not built: run `npm install` (needs libbz2-dev and a C compiler)")
+  throw new Error(`the ${name} addon is not built: run \`npm install\` (needs libbz2-dev and a C compiler)`)
 }
 
 let binding: Bz2Binding | undefined
 
-export const bz2 = (): Bz2Binding => (binding ??= createRequire(import.meta.url)(findAddon()) as Bz2Binding)
+export const bz2 = (): Bz2Binding => (binding ??= loadAddon<Bz2Binding>("bz2"))
+
+/**
+ * Keeps blocks of `bytes` and more in their own mappings, returned to the
+ * system when freed (native/malloc.c says why). For a process that runs
+ * backups, such as the CLI; glibc only, false where it does nothing.
+ */
+export const fixMmapThreshold = (bytes: number): boolean =>
+  loadAddon<{ readonly fixMmapThreshold: (bytes: number) => boolean }>("malloc").fixMmapThreshold(bytes)

@@ -34,8 +34,8 @@ interface Reply {
   readonly raw?: boolean
   /** decompress into a slot: how many bytes were written there */
   readonly length?: number
-  /** hash: the SHA-256 of each block */
-  readonly hashes?: ReadonlyArray<string>
+  /** hash: the SHA-256 of each block, 32 bytes each */
+  readonly digests?: Uint8Array
 }
 
 const findWorkerScript = (): string => {
@@ -138,10 +138,10 @@ export const compressInWorker = (algorithm: string, data: Uint8Array): Effect.Ef
     raw: reply.raw === true
   }))
 
-/** The SHA-256 (hex) of every `blockSize` block of `data`, in a worker; pass a slot to avoid a copy. */
+/** The SHA-256 of every `blockSize` block of `data`, 32 bytes each, in a worker; pass a slot to avoid a copy. */
 export const hashInWorker = (data: Uint8Array, blockSize: number) =>
   call({ op: "hash", blockSize }, data).pipe(
-    Effect.map((reply): ReadonlyArray<string> => reply.hashes!),
+    Effect.map((reply): Uint8Array => reply.digests!),
     Effect.orDieWith((reason) => new Error(`sha256 worker failed: ${reason}`))
   )
 

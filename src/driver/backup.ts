@@ -15,15 +15,16 @@ import { prepareObject } from "../codec/codec.js"
 import { hashInWorker, poolSize, startWorkers } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
-import { FORMAT_VERSION, type BackupMetadata, type Sha256File } from "../domain/documents.js"
+import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy, VolumeError } from "../domain/errors.js"
 import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
-import { cinderTimestamp, encodeDocument } from "../format/documents.js"
+import { cinderTimestamp, encodeDocument, encodeSha256File } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
 import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
+import { makeDigestList, type DigestList } from "./digests.js"
 import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
@@ -49,7 +50,7 @@ interface Piece {
 /** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
 const changedRuns = (
   chunk: VolumeChunk,
-  hashes: ReadonlyArray<string>,
+  digests: DigestList,
   parentHashes: ReadonlyArray<string>,
   firstIndex: number,
   blockSize: number
@@ -60,12 +61,13 @@ const changedRuns = (
     pieces.push({ offset: chunk.offset + start, data: chunk.data.subarray(start, end) })
     start = -1
   }
-  hashes.forEach((sha, i) => {
-    // Blocks past the parent's end count as changed.
-    const changed = sha !== parentHashes[firstIndex + i]
+  const blocks = Math.ceil(chunk.data.length / blockSize)
+  for (let i = 0; i < blocks; i++) {
+    // Compared as hex, as Cinder does; blocks past the parent's end count as changed.
+    const changed = digests.hexAt(firstIndex + i) !== parentHashes[firstIndex + i]
     if (changed && start === -1) start = i * blockSize
     if (!changed && start !== -1) close(i * blockSize)
-  })
+  }
   if (start !== -1) close(chunk.data.length)
   return pieces
 }
@@ -132,7 +134,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
 
       const body = Effect.gen(function* () {
         const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
-        const sha256s: Array<string> = []
+        const digests = makeDigestList()
         let objectIndex = 0
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A chunk holds its slot from being read until its objects are stored:
@@ -147,14 +149,14 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         let bytesRead = 0
         const objects = yield* readChunks(volumePath, slots).pipe(
           // Hashing runs in the codec workers, on the slot in place.
-          Stream.mapEffect((chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), (hashes) => ({ chunk, hashes })), {
+          Stream.mapEffect((chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), (chunkDigests) => ({ chunk, chunkDigests })), {
             concurrency: poolSize()
           }),
-          Stream.map(({ chunk, hashes }) => {
+          Stream.map(({ chunk, chunkDigests }) => {
             bytesRead += chunk.data.length
-            const first = sha256s.length
-            for (const sha of hashes) sha256s.push(sha)
-            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, hashes, parentHashes, first, shaBlockSize)
+            const first = digests.count()
+            digests.push(chunkDigests)
+            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, digests, parentHashes, first, shaBlockSize)
             // Numbered here, in volume order, whatever finishes first below.
             return { chunk, named: pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) })) }
           }),
@@ -189,7 +191,6 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
           backup_description: record.display_description,
           created_at: cinderTimestamp(record.created_at)
         }
-        const shaFile: Sha256File = { ...common, chunk_size: shaBlockSize, sha256s }
         const metadata: BackupMetadata = {
           ...common,
           objects,
@@ -199,7 +200,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
           ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
         }
         // The metadata goes last: its presence marks a complete backup.
-        yield* store.put(container, sha256Name(prefix), encodeDocument(shaFile), extra)
+        yield* store.put(container, sha256Name(prefix), encodeSha256File({ ...common, chunk_size: shaBlockSize }, digests.count(), digests.hexAt), extra)
         yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
         yield* progress.finish
         // Compare-and-set: a record claimed meanwhile (cancel, cleanup) is not made available.

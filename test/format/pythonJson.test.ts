@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import type { BackupMetadata, Sha256File } from "../../src/domain/documents.js"
-import { cinderTimestamp, encodeDocument } from "../../src/format/documents.js"
+import { cinderTimestamp, encodeDocument, encodeSha256File } from "../../src/format/documents.js"
 import { pythonJsonDumps } from "../../src/format/pythonJson.js"
 import { startPythonServer, type PythonServer } from "../support/debianPython.js"
 
@@ -236,10 +236,35 @@ describe("pythonJsonDumps matches json.dumps(sort_keys=True, indent=2)", () => {
         const bytes = encodeDocument(document)
         const pythonBytes = new TextEncoder().encode(expected[i])
         expect(Buffer.from(bytes).equals(Buffer.from(pythonBytes)), `document ${i}`).toBe(true)
+        if ("sha256s" in document) {
+          const fast = encodeSha256File(document, document.sha256s.length, (j) => document.sha256s[j]!)
+          expect(Buffer.from(fast).equals(Buffer.from(pythonBytes))).toBe(true)
+        }
         // json.dumps' default ensure_ascii: the documents are pure ASCII.
         expect(bytes.every((b) => b < 0x80)).toBe(true)
       })
     }))
+
+  it.prop(
+    "encodeSha256File writes the bytes encodeDocument writes, for any names and lists",
+    [
+      fc.record({
+        backup_name: fc.option(fc.string({ unit: fc.constantFrom('"', "\\", "\n", "é", "😀", "a", "sha256s", "[", "]") })),
+        backup_description: fc.option(fc.string()),
+        chunk_size: fc.integer({ min: 1, max: 1 << 30 }),
+        sha256s: fc.oneof(
+          fc.array(fc.stringMatching(/^[0-9a-f]{64}$/), { maxLength: 50 }),
+          fc.array(fc.oneof(fc.stringMatching(/^[0-9a-f]{0,64}$/), fc.string()), { maxLength: 5 })
+        )
+      })
+    ],
+    ([fields]) => {
+      const document: Sha256File = { ...sha256File, ...fields }
+      const fast = encodeSha256File(document, document.sha256s.length, (i) => document.sha256s[i]!)
+      expect(Buffer.from(fast).equals(Buffer.from(encodeDocument(document)))).toBe(true)
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
 
   const key = fc.oneof(
     fc.string({ unit: "binary", maxLength: 4 }),
