@@ -2,6 +2,7 @@
 // with the same settings as src/codec/codec.ts. Plain JavaScript so that it
 // runs the same from the TypeScript sources (tests) and from dist/ (CLI).
 import { createHash, hash } from "node:crypto"
+import { readFileSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
 import { parentPort } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -93,10 +94,84 @@ const compressOne = async (algorithm, data) => {
 
 const isShared = (view) => view.buffer instanceof SharedArrayBuffer
 
-// Shared data (a chunk slot) is worked on in place and never sent back.
-parentPort.on("message", async ({ id, op, algorithm, data, expectedLength, blockSize, into }) => {
+const SPARSE_PART = 1 << 20
+
+/** pwrite until all of `bytes` is written at `position`. */
+const writeAll = (fd, bytes, position) => {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+}
+
+/**
+ * Writes `bytes` at `position`; on a sparse target, all-zero MiB parts are
+ * skipped (they are holes already) and the parts between go out as one write.
+ */
+const writeRange = (fd, bytes, position, sparse) => {
+  if (!sparse) return writeAll(fd, bytes, position)
+  let run = -1 // start of the current run of parts with data
+  for (let start = 0; start < bytes.length; start += SPARSE_PART) {
+    const zero = isZero(bytes.subarray(start, Math.min(start + SPARSE_PART, bytes.length)))
+    if (!zero && run === -1) run = start
+    if (zero && run !== -1) {
+      writeAll(fd, bytes.subarray(run, start), position + run)
+      run = -1
+    }
+  }
+  if (run !== -1) writeAll(fd, bytes.subarray(run), position + run)
+}
+
+/** A failure of one stage of restoring an object, for the caller to type. */
+const failedAt = (stage, error) => ({ stage, code: error?.code, error: error instanceof Error ? error.message : String(error) })
+
+/**
+ * One object of a restore: read (from `path`, or the bytes sent), inflate
+ * into `target` (its place in the slot), check length and md5, then write
+ * its visible `ranges` ([start, end, position] within the object / the
+ * target) to `fd`. Nothing is written unless the object checks out.
+ */
+const restoreOne = async ({ algorithm, data, path, expectedLength, expectedMd5, ranges }, target, fd, sparse) => {
+  let source = data
+  if (path !== undefined) {
+    try {
+      source = readFileSync(path)
+    } catch (error) {
+      return failedAt("read", error)
+    }
+  }
+  let length
   try {
-    if (op === "hash") {
+    length = await decompressors[algorithm](source, target)
+  } catch (error) {
+    return failedAt("decompress", error)
+  }
+  const md5 = md5Of(target.subarray(0, length))
+  if (length !== expectedLength || md5 !== expectedMd5) return { md5, length, ok: false }
+  try {
+    for (const [start, end, position] of ranges) writeRange(fd, target.subarray(start, end), position, sparse)
+  } catch (error) {
+    return failedAt("write", error)
+  }
+  return { md5, length, ok: true }
+}
+
+/** Objects of a restore in one message, each at its own offset `at` of the slot; stops at the first that fails. */
+const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
+  const outcomes = []
+  for (const object of objects) {
+    const target = into.subarray(object.at, Math.min(into.length, object.at + object.expectedLength))
+    const outcome = await restoreOne(object, target, fd, sparse)
+    outcomes.push(outcome)
+    if (outcome.ok !== true) break
+  }
+  parentPort.postMessage({ id, outcomes })
+}
+
+// Shared data (a chunk slot) is worked on in place and never sent back.
+parentPort.on("message", async (message) => {
+  const { id, op, algorithm, data, expectedLength, blockSize, into } = message
+  try {
+    if (op === "restore") {
+      await restoreObjects(message)
+    } else if (op === "hash") {
       const digests = shaBlocks(data, blockSize)
       parentPort.postMessage({ id, digests }, [digests.buffer])
     } else if (op === "compress") {

@@ -34,6 +34,8 @@ interface Reply {
   readonly raw?: boolean
   /** decompress into a slot: how many bytes were written there */
   readonly length?: number
+  /** restore: each object's outcome, up to the first that failed */
+  readonly outcomes?: ReadonlyArray<OutcomeReply>
   /** hash: the SHA-256 of each block, 32 bytes each */
   readonly digests?: Uint8Array
 }
@@ -50,8 +52,15 @@ const findWorkerScript = (): string => {
 
 interface Job {
   readonly message: Record<string, unknown>
+  readonly transfer: ReadonlyArray<ArrayBuffer>
   readonly resolve: (reply: Reply) => void
 }
+
+/** Shared data as it is; a whole buffer to transfer; a view into a larger buffer copied, so the rest survives. */
+const sendable = (data: Uint8Array): Uint8Array =>
+  isShared(data) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) ? data : data.slice()
+
+const transferOf = (data: Uint8Array): Array<ArrayBuffer> => (isShared(data) ? [] : [data.buffer as ArrayBuffer])
 
 /**
  * Jobs wait here, not in a worker's inbox: a worker gets its next job only
@@ -92,15 +101,14 @@ class Pool {
     const id = this.nextId++
     this.waiting.set(id, job.resolve)
     worker.ref()
-    const data = job.message.data as Uint8Array
-    worker.postMessage({ ...job.message, id }, isShared(data) ? [] : [data.buffer as ArrayBuffer])
+    worker.postMessage({ ...job.message, id }, job.transfer as Array<ArrayBuffer>)
   }
 
-  run(message: Record<string, unknown>, data: Uint8Array): Promise<Reply> {
-    const owned = isShared(data) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength)
-    const payload = owned ? data : data.slice()
+  /** Sends `message` with `data`, the buffers in `message` being sent as they are (see `sendable`). */
+  run(message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []): Promise<Reply> {
+    const payload = sendable(data)
     return new Promise((resolve) => {
-      const job = { message: { ...message, data: payload }, resolve }
+      const job = { message: { ...message, data: payload }, transfer: [...transfer, ...transferOf(payload)], resolve }
       const worker = this.idle.pop()
       if (worker === undefined) this.queue.push(job)
       else this.post(worker, job)
@@ -163,3 +171,69 @@ export const decompressInWorker = (
     md5: reply.md5!,
     raw: false
   }))
+
+export interface RestoreObjectJob {
+  readonly algorithm: string
+  /** the object's stored bytes, or (`path`) its file for the worker to read */
+  readonly source: { readonly bytes: Uint8Array } | { readonly path: string }
+  /** where in the slot it is decompressed */
+  readonly at: number
+  readonly expectedLength: number
+  readonly expectedMd5: string
+  /** [start, end) within the object, written at `position` of the target */
+  readonly ranges: ReadonlyArray<readonly [start: number, end: number, position: number]>
+}
+
+export interface RestoreJob {
+  readonly objects: ReadonlyArray<RestoreObjectJob>
+  /** a slot with room for every object at its `at` */
+  readonly into: Uint8Array
+  /** the target's file descriptor */
+  readonly fd: number
+  /** skip all-zero MiB parts: the target is new and its holes read as zeros */
+  readonly sparse: boolean
+}
+
+export type RestoreOutcome =
+  /** decompressed and checked; written only when both match */
+  | { readonly _tag: "Checked"; readonly md5: string; readonly length: number }
+  | { readonly _tag: "Failed"; readonly stage: "read" | "decompress" | "write"; readonly code: string | undefined; readonly reason: string }
+
+interface OutcomeReply {
+  readonly md5?: string
+  readonly length?: number
+  readonly stage?: "read" | "decompress" | "write"
+  readonly code?: string
+  readonly error?: string
+}
+
+/**
+ * Objects of a restore in a worker, in one message: each is read,
+ * decompressed into its place in the slot and checked (md5 and length), and
+ * only then its visible ranges are written to the target. The outcomes stop
+ * at the first object that does not check out. Uninterruptible: once handed
+ * over, the job runs to its end, and a restore that is interrupted waits for
+ * it, so no write lands after it returns.
+ */
+export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<RestoreOutcome>> => {
+  if (!isShared(job.into)) return Effect.dieMessage("restoreInWorker: `into` must be in shared memory (a slot)")
+  const objects = job.objects.map(({ source, ...rest }) =>
+    "path" in source ? { ...rest, path: source.path } : { ...rest, data: sendable(source.bytes) }
+  )
+  const transfer = objects.flatMap((o) => ("data" in o ? transferOf(o.data) : []))
+  const message = { op: "restore", objects, into: job.into, fd: job.fd, sparse: job.sparse }
+  return Effect.promise(() => pool().run(message, new Uint8Array(0), transfer)).pipe(
+    Effect.flatMap((reply) =>
+      reply.error !== undefined
+        ? Effect.dieMessage(`restore worker failed: ${reply.error}`)
+        : Effect.succeed(
+            (reply.outcomes ?? []).map((o): RestoreOutcome =>
+              o.stage !== undefined
+                ? { _tag: "Failed", stage: o.stage, code: o.code, reason: o.error ?? "failed" }
+                : { _tag: "Checked", md5: o.md5!, length: o.length! }
+            )
+          )
+    ),
+    Effect.uninterruptible
+  )
+}

@@ -13,18 +13,20 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import { openObject } from "../codec/codec.js"
-import { startWorkers } from "../codec/pool.js"
+import { restoreInWorker, startWorkers, type RestoreObjectJob } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
-import { dataObjects, type BackupMetadata } from "../domain/documents.js"
-import { IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, type VolumeError } from "../domain/errors.js"
+import { algorithmOf } from "../domain/compression.js"
+import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
+import { CompressionError, IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, VolumeError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import type { ObjectNotFound, StoreFailure } from "../store/errors.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
 import { claim, holdLease, type LeaseOptions } from "./lease.js"
 import { checkObjectList, locate, readMetadata } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { openTarget, type VolumeWriter } from "./volume.js"
+import { openTarget } from "./volume.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
 
 export interface RestoreOptions extends ProgressOptions, LeaseOptions {
@@ -34,32 +36,6 @@ export interface RestoreOptions extends ProgressOptions, LeaseOptions {
   readonly concurrency?: number
   /** the volume whose metadata receives volume_meta; default: the backup's */
   readonly volumeId?: string
-}
-
-const SPARSE_PART = 1024 * 1024
-const ZEROS = new Uint8Array(SPARSE_PART)
-
-/** memcmp against zeros: a byte-by-byte JS loop costs seconds per GiB. */
-const isZero = (part: Uint8Array) => Buffer.compare(part, ZEROS.subarray(0, part.length)) === 0
-
-/**
- * Writes `data` at `offset`, skipping whole-zero parts when the target is
- * sparse; consecutive parts with data go out as one write.
- */
-const writeData = (writer: VolumeWriter, offset: number, data: Uint8Array, sparse: boolean) => {
-  if (!sparse) return writer.write(offset, data)
-  const writes: Array<Effect.Effect<void, VolumeError>> = []
-  let run = -1 // start of the current run of parts with data
-  for (let start = 0; start < data.length; start += SPARSE_PART) {
-    const zero = isZero(data.subarray(start, Math.min(start + SPARSE_PART, data.length)))
-    if (!zero && run === -1) run = start
-    if (zero && run !== -1) {
-      writes.push(writer.write(offset + run, data.subarray(run, start)))
-      run = -1
-    }
-  }
-  if (run !== -1) writes.push(writer.write(offset + run, data.subarray(run)))
-  return Effect.all(writes, { discard: true })
 }
 
 /** The slot size a set of objects needs. */
@@ -116,6 +92,91 @@ export const fetchObject = (
     return data
   })
 
+/** An object of the chain with the ranges of the volume it alone covers. */
+interface Placement {
+  readonly plan: { readonly record: BackupRecord; readonly metadata: BackupMetadata }
+  readonly object: DataObject
+  readonly visible: ReadonlyArray<{ readonly start: number; readonly end: number }>
+}
+
+/**
+ * Consecutive placements that fit one slot together, at most `most` of them:
+ * a chain's many small incremental objects then cost one worker job and one
+ * slot per group rather than per object.
+ */
+export const groupPlacements = <P extends { readonly object: { readonly length: number } }>(
+  placed: ReadonlyArray<P>,
+  slotSize: number,
+  most: number
+): Array<Array<P>> => {
+  const groups: Array<Array<P>> = []
+  let bytes = 0
+  for (const placement of placed) {
+    const last = groups[groups.length - 1]
+    if (last !== undefined && last.length < most && bytes + placement.object.length <= slotSize) {
+      last.push(placement)
+      bytes += placement.object.length
+    } else {
+      groups.push([placement])
+      bytes = placement.object.length
+    }
+  }
+  return groups
+}
+
+/**
+ * Restores a group of objects into the target through one codec worker job:
+ * each is read (by the worker itself, for a store of local files),
+ * decompressed into its place in `slot`, checked for length and md5, and only
+ * then its visible ranges are written at their offsets.
+ */
+const restoreGroup = (
+  group: ReadonlyArray<Placement>,
+  slot: Uint8Array,
+  target: { readonly path: string; readonly fd: number; readonly sparse: boolean },
+  readThroughStore = false
+): Effect.Effect<void, RestoreGroupError, ObjectStore> =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const jobs: Array<RestoreObjectJob> = []
+    let at = 0
+    for (const { plan, object, visible } of group) {
+      const label = object.compression ?? "none"
+      const algorithm = algorithmOf(label)
+      if (algorithm === undefined) {
+        return yield* new CompressionError({ algorithm: label, reason: "is not a known compression", object: object.name })
+      }
+      const { container } = yield* locate(plan.record)
+      const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
+      const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
+      const ranges = visible.map((range) => [range.start - object.offset, range.end - object.offset, range.start] as const)
+      jobs.push({ algorithm, source, at, expectedLength: object.length, expectedMd5: object.md5, ranges })
+      at += object.length
+    }
+    if (at > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for ${at} bytes of objects`)
+    const outcomes = yield* restoreInWorker({ objects: jobs, into: slot, fd: target.fd, sparse: target.sparse })
+    for (const [i, outcome] of outcomes.entries()) {
+      const { plan, object } = group[i]!
+      if (outcome._tag === "Failed") {
+        // The worker could not read the file: the store's own read names the problem (ObjectNotFound, ...).
+        if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, true)
+        return yield* outcome.stage === "write"
+          ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}` })
+          : new CompressionError({ algorithm: object.compression ?? "none", reason: `decompression failed: ${outcome.reason}`, object: object.name })
+      }
+      if (outcome.length !== object.length || outcome.md5 !== object.md5) {
+        return yield* new IntegrityError({
+          backupId: plan.record.id,
+          object: object.name,
+          expected: `${object.md5} (${object.length} bytes)`,
+          actual: `${outcome.md5} (${outcome.length} bytes)`
+        })
+      }
+    }
+  })
+
+type RestoreGroupError = CompressionError | IntegrityError | VolumeError | InvalidBackup | StoreFailure | ObjectNotFound
+
 const restoreChain = (requested: BackupRecord, targetPath: string, options: RestoreOptions) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
@@ -136,33 +197,28 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const placed = flatten(plans.map((plan) => plan.objects.map((object) => ({ ...object, plan }))))
     const totalBytes = placed.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0)
     const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
-    const { writer, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
+    const { fd, sync, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
     // An object holds a slot from its fetch until it is written: memory stays
     // at `concurrency` objects (plus their compressed bytes) whatever the volume.
     const slots = yield* makeSlotPool(largestObject(placed.map((p) => p.object)), concurrency)
-    // Each object is fetched, checked and written by one of `concurrency`
-    // fibers: the visible ranges of different objects never overlap, so the
-    // positional writes need no order. One fsync at the end makes it durable
-    // (Cinder fsyncs per object; on a chain of many small objects that
-    // serialised the restore behind ~460 fsyncs).
-    yield* Stream.fromIterable(placed).pipe(
+    // The visible ranges of different objects never overlap, so objects are
+    // written in any order, by positional writes. One fsync at the end makes
+    // it durable (Cinder fsyncs per object; on a chain of many small objects
+    // that serialised the restore).
+    const placements = placed.map(({ object, visible }): Placement => ({ plan: object.plan, object, visible }))
+    const groups = groupPlacements(placements, slots.size, store.localPath === undefined ? 1 : 64)
+    yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
-        ({ object, visible }) =>
-          Effect.gen(function* () {
-            const slot = yield* slots.take
-            const data = yield* fetchObject(object.plan.record, object.plan.metadata, object, slot)
-            yield* Effect.forEach(visible, (range) => writeData(writer, range.start, data.subarray(range.start - object.offset, range.end - object.offset), sparse), {
-              discard: true
-            })
-            yield* slots.give(slot)
-            return visible.reduce((s, r) => s + r.end - r.start, 0)
-          }),
+        (group) =>
+          Effect.acquireUseRelease(slots.take, (slot) => restoreGroup(group, slot, { path: targetPath, fd, sparse }), slots.give).pipe(
+            Effect.as(group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0))
+          ),
         { concurrency, unordered: true }
       ),
       Stream.runForEach((bytes) => progress.advance(bytes))
     )
-    yield* writer.sync
+    yield* sync
     // Cinder hands each backup's volume metadata over in chain order.
     const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
     for (const plan of plans) {

@@ -5,7 +5,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Stream } from "effect"
-import { write as nodeWrite } from "node:fs"
 import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 
@@ -79,24 +78,6 @@ export const readChunks = (path: string, slots: SlotPool): Stream.Stream<VolumeC
     })
   ).pipe(Stream.mapError(volumeError(path)))
 
-export interface VolumeWriter {
-  /** Writes `data` at `offset`; positional, so writes to disjoint ranges may run at once. */
-  readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
-  readonly sync: Effect.Effect<void, VolumeError>
-}
-
-/** pwrite until every byte is written (the platform File writes at its own, shared position). */
-const writeAt = (fd: number, data: Uint8Array, position: number) =>
-  Effect.async<void, NodeJS.ErrnoException>((resume) => {
-    const step = (done: number) =>
-      nodeWrite(fd, data, done, data.length - done, position + done, (error, written) => {
-        if (error !== null) resume(Effect.fail(error))
-        else if (done + written < data.length) step(done + written)
-        else resume(Effect.void)
-      })
-    step(0)
-  })
-
 /**
  * Opens a restore target, creating a missing file. When `fresh` (a new,
  * zeroed volume) and the target is a regular file, it is cut to `size` so
@@ -113,10 +94,6 @@ export const openTarget = (path: string, size: number, fresh: boolean) =>
       yield* file.truncate(0)
       yield* file.truncate(size)
     }
-    const writer: VolumeWriter = {
-      write: (offset, data) =>
-        writeAt(file.fd, data, offset).pipe(Effect.mapError((error) => new VolumeError({ path, reason: `write at ${offset}: ${error.message}` }))),
-      sync: file.sync.pipe(Effect.mapError(volumeError(path)))
-    }
-    return { writer, sparse }
+    // Writes are positional, by file descriptor (a codec worker writes each object).
+    return { fd: file.fd as number, sync: file.sync.pipe(Effect.mapError(volumeError(path))), sparse }
   }).pipe(Effect.mapError(volumeError(path)))

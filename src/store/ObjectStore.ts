@@ -55,6 +55,13 @@ export interface ObjectStoreBackend {
    * nothing, absent. Returns how many were removed.
    */
   readonly removeLeftovers?: (container: string, prefix: string) => Effect.Effect<number, StoreFailure>
+  /**
+   * The object's file, for stores whose objects are local files (posix): a
+   * restore's codec worker then reads it itself, sparing the main thread a
+   * copy and several thread hand-offs per object. Undefined for a name that
+   * is not valid here. Decorators that must see every read leave it out.
+   */
+  readonly localPath?: (container: string, object: string) => string | undefined
 }
 
 export interface ObjectStore extends ObjectStoreBackend {}
@@ -68,16 +75,20 @@ const MAX_NAME_BYTES = 1024
  * segments, bounded length. Backends add their own (posix: one path segment
  * for objects, 255 bytes).
  */
-export const checkName = (name: string): Effect.Effect<void, InvalidObjectName> => {
-  const fail = (reason: string) => Effect.fail(new InvalidObjectName({ name, reason }))
-  if (name.length === 0) return fail("is empty")
-  if (name.includes("\0")) return fail("contains a NUL byte")
-  if (name.startsWith("/") || name.includes("\\")) return fail("is absolute or contains a backslash")
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return fail(`is longer than ${MAX_NAME_BYTES} bytes`)
+const nameProblem = (name: string): string | undefined => {
+  if (name.length === 0) return "is empty"
+  if (name.includes("\0")) return "contains a NUL byte"
+  if (name.startsWith("/") || name.includes("\\")) return "is absolute or contains a backslash"
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `is longer than ${MAX_NAME_BYTES} bytes`
   if (name.split("/").some((segment) => segment === "." || segment === ".." || segment === "")) {
-    return fail("contains an empty, '.' or '..' path segment")
+    return "contains an empty, '.' or '..' path segment"
   }
-  return Effect.void
+  return undefined
+}
+
+export const checkName = (name: string): Effect.Effect<void, InvalidObjectName> => {
+  const reason = nameProblem(name)
+  return reason === undefined ? Effect.void : Effect.fail(new InvalidObjectName({ name, reason }))
 }
 
 /** Wraps a backend with the shared name checks. */
@@ -96,8 +107,17 @@ export const make = (backend: ObjectStoreBackend): ObjectStore => ({
     : {
         removeLeftovers: (container: string, prefix: string) =>
           Effect.zipRight(checkName(container), backend.removeLeftovers!(container, prefix))
+      }),
+  ...(backend.localPath === undefined
+    ? {}
+    : {
+        localPath: (container: string, object: string) =>
+          nameProblem(container) === undefined && nameProblem(object) === undefined ? backend.localPath!(container, object) : undefined
       })
 })
+
+/** The store without `localPath`: for decorators, whose reads must all go through `get`. */
+export const withoutLocalPaths = ({ localPath: _, ...store }: ObjectStore): ObjectStore => store
 
 /** Cinder's `%Y%m%d%H%M%S` of a UTC instant. */
 export const utcStamp = (date: Date): string => date.toISOString().replace(/[-:T]/g, "").slice(0, 14)

@@ -5,7 +5,7 @@
  */
 import { Duration, Effect, Layer, Schedule } from "effect"
 import { isTransient } from "./errors.js"
-import { ObjectStore } from "./ObjectStore.js"
+import { ObjectStore, withoutLocalPaths } from "./ObjectStore.js"
 
 export interface RetryPolicy {
   /** retries after the first attempt (default 5) */
@@ -47,7 +47,7 @@ export const aroundEach = (
     call: Effect.Effect<A, E>
   ) => Effect.Effect<A, E>
 ): ObjectStore => ({
-  ...store,
+  ...withoutLocalPaths(store),
   ensureContainer: (container) => around("ensureContainer", container, "", store.ensureContainer(container)),
   list: (container, prefix) => around("list", container, prefix, store.list(container, prefix)),
   put: (container, object, bytes, extra) => around("put", container, object, store.put(container, object, bytes, extra)),

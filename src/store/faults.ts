@@ -21,7 +21,7 @@
 import { Duration, Effect, Layer } from "effect"
 import { decorate, type StoreOperation } from "./decorators.js"
 import { StoreError, StoreUnavailable } from "./errors.js"
-import type { ObjectStore } from "./ObjectStore.js"
+import { withoutLocalPaths, type ObjectStore } from "./ObjectStore.js"
 
 
 /**
@@ -161,7 +161,7 @@ export const withFaults = (store: ObjectStore, plan: FaultPlan): ObjectStore => 
   const firing = (fired: ReadonlyArray<Fired>, kind: FaultKind) => fired.find((f) => f.rule.kind === kind)
 
   return {
-    ...store,
+    ...withoutLocalPaths(store),
     ensureContainer: (container) => inject("ensureContainer", container, "", () => store.ensureContainer(container)),
     list: (container, prefix) => inject("list", container, prefix, () => store.list(container, prefix)),
     delete: (container, object) => inject("delete", container, object, () => store.delete(container, object)),

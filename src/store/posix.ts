@@ -127,6 +127,8 @@ export const makePosix = (options: PosixStoreOptions) =>
             Effect.mapError((error) => ("_tag" in error && (error._tag === "SystemError" || error._tag === "BadArgument") ? classify("read", container, object)(error) : error))
           )
         ),
+      localPath: (container, object) =>
+        object.includes("/") || Buffer.byteLength(object) > MAX_SEGMENT_BYTES ? undefined : pathOf(container, object),
       removeLeftovers: (container, prefix) =>
         fs.readDirectory(dirOf(container)).pipe(
           Effect.map((names) => names.filter((name) => name.startsWith(TEMP_PREFIX + prefix))),

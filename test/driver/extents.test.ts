@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { flatten } from "../../src/driver/extents.js"
+import { groupPlacements } from "../../src/driver/restore.js"
 
 interface Obj {
   readonly id: number
@@ -39,4 +40,22 @@ describe("flatten", () => {
     const placed = flatten([full, incr])
     expect(placed.map((p) => p.visible)).toEqual([[{ start: 0, end: 90 }], [{ start: 90, end: 210 }]])
   })
+})
+
+describe("groupPlacements", () => {
+  it.prop(
+    "keeps every placement once and in order, each group within the slot and the count limit",
+    [fc.array(fc.integer({ min: 1, max: 100 }), { maxLength: 60 }), fc.integer({ min: 1, max: 8 })],
+    ([lengths, most]) => {
+      const placed = lengths.map((length, id) => ({ id, object: { length } }))
+      const groups = groupPlacements(placed, 100, most)
+      expect(groups.flat()).toEqual(placed)
+      for (const group of groups) {
+        expect(group.length).toBeGreaterThan(0)
+        expect(group.length).toBeLessThanOrEqual(most)
+        // A group of more than one fits the slot; a lone object is as big as the slot allows anyway.
+        if (group.length > 1) expect(group.reduce((n, p) => n + p.object.length, 0)).toBeLessThanOrEqual(100)
+      }
+    }
+  )
 })
