@@ -8,18 +8,28 @@ import { parentPort } from "node:worker_threads"
 import * as zlib from "node:zlib"
 
 const require = createRequire(import.meta.url)
-const zstd = require("zstd-napi")
+const zstdBinding = require("zstd-napi/binding")
 const bz2 = require("../native/build/Release/bz2.node")
 // inflateInto always; deflate when built with libdeflate (native/zlib.c says why).
 const nativeZlib = require("../native/build/Release/zlib.node")
 
+// zstd into one reused buffer per worker, then an exact copy: zstd-napi's
+// compress() allocates a fresh compressBound-sized (~chunk) buffer per call,
+// which lingered until this thread's next GC and made peak RSS wander.
+const cctx = new zstdBinding.CCtx()
+let zstdScratch = new Uint8Array(0)
+const zstdInto = (data) => {
+  const bound = zstdBinding.compressBound(data.length)
+  if (zstdScratch.length < bound) zstdScratch = new Uint8Array(bound)
+  return new Uint8Array(zstdScratch.subarray(0, cctx.compress(zstdScratch, data, 3)))
+}
+
 const compressors = {
   zlib: nativeZlib.deflate === undefined ? async (data) => zlib.deflateSync(data, { level: 6 }) : async (data) => nativeZlib.deflate(data, 6),
   bz2: (data) => bz2.compress(data, 9),
-  zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
+  zstd: async (data) => zstdInto(data)
 }
 
-const zstdBinding = require("zstd-napi/binding")
 
 // Each writes the plain bytes into `target` (sized to the expected length,
 // so a longer result fails) and returns how many it wrote.

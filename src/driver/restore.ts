@@ -2,10 +2,11 @@
  * Restore: Cinder's ChunkedBackupDriver.restore, flattened. Every backup of
  * the chain has its documents read and its object list checked first; then
  * each byte of the volume is taken from the newest object covering it, so an
- * object is fetched at most once and shadowed objects not at all. Fetched
- * objects are decompressed and length- and md5-verified as a whole, their
- * visible ranges written; the target is fsynced once at the end. A fresh target stays sparse: all-zero
- * MiB parts are not written (safe, as every byte is written only once).
+ * object is fetched at most once and shadowed objects not at all. A codec
+ * worker reads each object, decompresses it into a slot, checks its length
+ * and md5 and only then writes its visible ranges; the target is fsynced
+ * once at the end. A fresh target stays sparse: all-zero MiB parts are not
+ * written (safe, as every byte is written only once).
  *
  * The requested backup is `restoring` for the duration; when its status
  * changes, the restore is interrupted and fails with RestoreCancelled.
