@@ -183,14 +183,18 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const store = yield* ObjectStore
     const chain = yield* backupChain(requested)
     // Read and check every document before touching the target.
-    const plans = yield* Effect.forEach(chain, (record) =>
-      Effect.gen(function* () {
-        const metadata = yield* readMetadata(record)
-        yield* checkObjectList(record, metadata)
-        // Like Cinder, null and "" both mean "no volume metadata".
-        if (metadata.volume_meta) yield* checkVolumeMeta(record.id, metadata.volume_meta)
-        return { record, metadata, objects: dataObjects(metadata) }
-      })
+    // Several backups at once: a long chain's documents and listings are read in parallel, not one by one.
+    const plans = yield* Effect.forEach(
+      chain,
+      (record) =>
+        Effect.gen(function* () {
+          const metadata = yield* readMetadata(record)
+          yield* checkObjectList(record, metadata)
+          // Like Cinder, null and "" both mean "no volume metadata".
+          if (metadata.volume_meta) yield* checkVolumeMeta(record.id, metadata.volume_meta)
+          return { record, metadata, objects: dataObjects(metadata) }
+        }),
+      { concurrency: 8 }
     )
     // A full backup's objects cover the whole volume.
     const volumeSize = Math.max(0, ...plans[0]!.objects.map((o) => o.offset + o.length))
