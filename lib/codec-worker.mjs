@@ -1,6 +1,9 @@
-// A codec worker thread: md5 plus (de)compression of one object per message,
-// with the same settings as src/codec/codec.ts. Plain JavaScript so that it
-// runs the same from the TypeScript sources (tests) and from dist/ (CLI).
+// A codec worker thread (src/codec/pool.ts sends the jobs), one message per
+// job: "hash" (SHA-256 of every sha block of a chunk), "compress" (md5 and
+// compression of an object), "decompress" (into a slot or a new buffer, with
+// md5) and "restore" (read, decompress, check and write objects of a
+// restore). Same codec settings as src/codec/codec.ts. Plain JavaScript so
+// that it runs the same from the TypeScript sources (tests) and from dist/.
 import { createHash, hash } from "node:crypto"
 import { readFileSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -29,7 +32,6 @@ const compressors = {
   bz2: (data) => bz2.compress(data, 9),
   zstd: async (data) => zstdInto(data)
 }
-
 
 // Each writes the plain bytes into `target` (sized to the expected length,
 // so a longer result fails) and returns how many it wrote.
