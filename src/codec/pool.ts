@@ -167,10 +167,10 @@ export const decompressInWorker = (
   into !== undefined && !isShared(into)
     ? Effect.dieMessage("decompressInWorker: `into` must be in shared memory (a slot)")
     : Effect.map(call({ op: "decompress", algorithm, expectedLength, into }, data), (reply) => ({
-    bytes: into === undefined ? reply.bytes! : into.subarray(0, reply.length!),
-    md5: reply.md5!,
-    raw: false
-  }))
+        bytes: into === undefined ? reply.bytes! : into.subarray(0, reply.length!),
+        md5: reply.md5!,
+        raw: false
+      }))
 
 export interface RestoreObjectJob {
   readonly algorithm: string
