@@ -164,7 +164,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             ({ chunk, named }) =>
               Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
                 Effect.zipLeft(slots.give(chunk.data)),
-                Effect.tap(() => progress.advance(chunk.data.length))
+                Effect.tap(() => progress.advance(chunk.data.length, named.length))
               ),
             { concurrency }
           ),

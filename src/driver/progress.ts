@@ -56,13 +56,14 @@ export const makeProgress = (
       )
     }
     return {
-      /** Counts one finished step of `bytes` volume bytes. */
-      advance: (bytes: number) =>
+      /** Counts a finished step: `bytes` volume bytes in `count` objects. */
+      advance: (bytes: number, count = 1) =>
         Effect.suspend(() => {
+          const before = Math.floor(objects / every)
           bytesDone += bytes
-          objects += 1
-          // The last step is reported by `finish`, once.
-          return objects % every === 0 && bytesDone < bytesTotal ? emit(event(false)) : Effect.void
+          objects += count
+          // An event each time the count passes a multiple of `every`; the last step is reported by `finish`, once.
+          return Math.floor(objects / every) !== before && bytesDone < bytesTotal ? emit(event(false)) : Effect.void
         }),
       finish: Effect.suspend(() => emit(event(true)))
     }

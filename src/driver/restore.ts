@@ -217,11 +217,11 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
       Stream.mapEffect(
         (group) =>
           Effect.acquireUseRelease(slots.take, (slot) => restoreGroup(group, slot, { path: targetPath, fd, sparse }), slots.give).pipe(
-            Effect.as(group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0))
+            Effect.as({ bytes: group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0), objects: group.length })
           ),
         { concurrency, unordered: true }
       ),
-      Stream.runForEach((bytes) => progress.advance(bytes))
+      Stream.runForEach(({ bytes, objects }) => progress.advance(bytes, objects))
     )
     yield* sync
     // Cinder hands each backup's volume metadata over in chain order.
