@@ -45,38 +45,54 @@ const problemOf = (backupId: string, error: { readonly message: string; readonly
   problem: error.message
 })
 
-/** Hashes a stream of volume bytes in sha blocks and compares with the list. */
-const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyArray<string>, problems: Array<Problem>) => {
-  let pending: Array<Uint8Array> = []
-  let pendingBytes = 0
-  let index = 0
-  const check = (block: Uint8Array) => {
-    const actual = hash("sha256", block, "hex")
-    if (index >= expected.length) problems.push({ backupId, problem: `the volume has more blocks than the sha256 file's ${expected.length}` })
-    else if (expected[index] !== actual) problems.push({ backupId, problem: `sha block ${index} (offset ${index * blockSize}) does not match the sha256 file` })
-    index++
-  }
-  const flush = () => {
-    const block = Buffer.concat(pending)
-    pending = []
-    pendingBytes = 0
-    check(block)
+/**
+ * Checks volume bytes against the sha256 list in whatever order they come:
+ * a chain's objects interleave (an incremental's runs sit between the
+ * visible ranges of a full object), so bytes are placed by offset. A whole
+ * block is hashed at once; a block that arrives in parts waits, copied,
+ * until it is complete.
+ */
+const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyArray<string>, volumeSize: number, problems: Array<Problem>) => {
+  const blocks = Math.ceil(volumeSize / blockSize)
+  const checked = new Uint8Array(blocks)
+  const partial = new Map<number, { readonly bytes: Uint8Array; filled: number }>()
+  const lengthOf = (index: number) => Math.min(blockSize, volumeSize - index * blockSize)
+  const check = (index: number, block: Uint8Array) => {
+    checked[index] = 1
+    if (index < expected.length && expected[index] !== hash("sha256", block, "hex")) {
+      problems.push({ backupId, problem: `sha block ${index} (offset ${index * blockSize}) does not match the sha256 file` })
+    }
   }
   return {
-    push: (bytes: Uint8Array) => {
+    /** The volume's bytes at `offset`; `bytes` may be a slot, reused once this returns. */
+    push: (offset: number, bytes: Uint8Array) => {
+      let position = offset
       let rest = bytes
       while (rest.length > 0) {
-        const take = Math.min(rest.length, blockSize - pendingBytes)
-        // A part kept past this call is copied: `bytes` is a slot, reused once handed back.
-        pending.push(take === rest.length && pendingBytes + take < blockSize ? rest.slice(0, take) : rest.subarray(0, take))
-        pendingBytes += take
+        const index = Math.floor(position / blockSize)
+        const within = position - index * blockSize
+        const length = lengthOf(index)
+        const take = Math.min(rest.length, length - within)
+        if (within === 0 && take === length) {
+          check(index, rest.subarray(0, take))
+        } else {
+          let part = partial.get(index)
+          if (part === undefined) partial.set(index, (part = { bytes: new Uint8Array(length), filled: 0 }))
+          part.bytes.set(rest.subarray(0, take), within)
+          part.filled += take // visible ranges never overlap
+          if (part.filled === length) {
+            partial.delete(index)
+            check(index, part.bytes)
+          }
+        }
+        position += take
         rest = rest.subarray(take)
-        if (pendingBytes === blockSize) flush()
       }
     },
     end: () => {
-      if (pendingBytes > 0) flush()
-      if (index < expected.length) problems.push({ backupId, problem: `the volume has ${index} sha blocks, the sha256 file lists ${expected.length}` })
+      if (blocks !== expected.length) problems.push({ backupId, problem: `the volume has ${blocks} sha blocks, the sha256 file lists ${expected.length}` })
+      const unchecked = checked.indexOf(0)
+      if (unchecked !== -1) problems.push({ backupId, problem: `sha block ${unchecked} (offset ${unchecked * blockSize}) is not covered by the backup's objects` })
     }
   }
 }
@@ -107,20 +123,21 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     const full = (options.full ?? false) && plans.length === chain.length
     const shaFile = full ? yield* Effect.either(readSha256File(requested)) : undefined
     if (shaFile !== undefined && Either.isLeft(shaFile)) problems.push(problemOf(backupId, shaFile.left))
-    const checker =
-      shaFile !== undefined && Either.isRight(shaFile)
-        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right.sha256s, problems)
-        : undefined
-
-    // Visible objects in volume order feed the sha check; shadowed ones are only md5-checked.
+    // Visible objects feed the sha check; shadowed ones are only md5-checked.
     const layers = plans.map((plan) => plan.objects.map((object) => ({ ...object, plan })))
     const placed = flatten(layers)
+    const volumeSize = Math.max(0, ...placed.flatMap((p) => p.visible.map((range) => range.end)))
+    const checker =
+      shaFile !== undefined && Either.isRight(shaFile)
+        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right.sha256s, volumeSize, problems)
+        : undefined
+
     const visible = new Map(placed.map((p) => [p.object, p.visible]))
     const ordered = [...placed.map((p) => p.object), ...layers.flat().filter((o) => !visible.has(o))]
     const total = ordered.reduce((sum, o) => sum + o.length, 0)
     const progress = yield* makeProgress("verify", backupId, total, options)
     let bytesChecked = 0
-    // A missing or corrupt visible object leaves a hole: the sha comparison stops there.
+    // A missing or corrupt visible object leaves a hole: the sha comparison is given up.
     let shaUsable = checker !== undefined
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
     const slots = yield* makeSlotPool(largestObject(ordered), concurrency)
@@ -149,7 +166,7 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
           bytesChecked += data.length
           if (shaUsable) {
             for (const range of visible.get(object) ?? []) {
-              checker?.push(data.subarray(range.start - object.offset, range.end - object.offset))
+              checker?.push(range.start, data.subarray(range.start - object.offset, range.end - object.offset))
             }
           }
           return Effect.zipRight(slots.give(data), progress.advance(object.length))

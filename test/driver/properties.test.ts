@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, FastCheck as fc, Fiber } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { backup, BackupCatalog, ObjectStore, restore } from "../../src/index.js"
+import { backup, BackupCatalog, ObjectStore, restore, verify } from "../../src/index.js"
 import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
 import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
 
@@ -43,6 +43,8 @@ describe("driver properties", () => {
           yield* writeVolume(target, new Uint8Array(state.length).fill(0xee))
           yield* restore(parent.id, target, { volumeIsNew: false })
           expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)
+          // verify --full rebuilds the same volume from the chain and finds every sha block right.
+          expect((yield* verify(parent.id, { full: true })).problems).toEqual([])
         })
       ).pipe(Effect.provide(memoryServices())),
     runs
