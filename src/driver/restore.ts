@@ -212,7 +212,10 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     // it durable (Cinder fsyncs per object; on a chain of many small objects
     // that serialised the restore).
     const placements = placed.map(({ object, visible }): Placement => ({ plan: object.plan, object, visible }))
-    const groups = groupPlacements(placements, slots.size, store.localPath === undefined ? 1 : 64)
+    // Biggest jobs first (the writes need no order): the small ones then fill
+    // the workers' gaps at the end instead of one big object running alone.
+    const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
+    const groups = groupPlacements(placements, slots.size, store.localPath === undefined ? 1 : 64).sort((a, b) => jobBytes(b) - jobBytes(a))
     yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
         (group) =>
