@@ -108,9 +108,17 @@ const isShared = (view) => view.buffer instanceof SharedArrayBuffer
 
 const SPARSE_PART = 1 << 20
 
-/** pwrite until all of `bytes` is written at `position`. */
+/**
+ * pwrite until all of `bytes` is written at `position`, at most a MiB per
+ * call: a buffered write holds the file's inode lock for its whole copy, and
+ * the other workers writing the same target spin on that lock meanwhile
+ * (50 MiB writes cost a restore ~0.1 s of spinning per GiB).
+ */
+const WRITE_PIECE = 1 << 20
 const writeAll = (fd, bytes, position) => {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
+  for (let done = 0; done < bytes.length; ) {
+    done += writeSync(fd, bytes, done, Math.min(WRITE_PIECE, bytes.length - done), position + done)
+  }
 }
 
 /**
