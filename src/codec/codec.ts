@@ -68,6 +68,22 @@ export const compressObject = (
   )
 }
 
+/** The algorithm of a recorded compression name (`null` and every alias accepted), or the error naming the object. */
+export const recordedAlgorithm = (
+  name: string | null,
+  object: string
+): Effect.Effect<{ readonly label: string; readonly algorithm: Algorithm }, CompressionError> => {
+  const label = name ?? "none"
+  const algorithm = algorithmOf(label)
+  return algorithm === undefined
+    ? Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
+    : Effect.succeed({ label, algorithm })
+}
+
+/** A decompression that failed, named after the object's recorded compression. */
+export const decompressionFailed = (label: string, reason: string, object: string) =>
+  new CompressionError({ algorithm: label, reason: `decompression failed: ${reason}`, object })
+
 /**
  * Decompresses one object by the name recorded for it (`null` and every
  * alias accepted). `expectedLength` bounds the output of every algorithm, so
@@ -78,19 +94,15 @@ export const decompressObject = (
   data: Uint8Array,
   expectedLength: number,
   object: string
-): Effect.Effect<Uint8Array, CompressionError> => {
-  const label = name ?? "none"
-  const algorithm = algorithmOf(label)
-  if (algorithm === undefined) {
-    return Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
-  }
-  if (algorithm === "none") return Effect.succeed(data)
-  const decompress = decompressors[algorithm]
-  return Effect.tryPromise({
-    try: () => decompress(data, expectedLength),
-    catch: (e) => new CompressionError({ algorithm: label, reason: `decompression failed: ${describe(e)}`, object })
-  })
-}
+): Effect.Effect<Uint8Array, CompressionError> =>
+  Effect.flatMap(recordedAlgorithm(name, object), ({ label, algorithm }) =>
+    algorithm === "none"
+      ? Effect.succeed(data)
+      : Effect.tryPromise({
+          try: () => decompressors[algorithm](data, expectedLength),
+          catch: (e) => decompressionFailed(label, describe(e), object)
+        })
+  )
 
 /**
  * What a backup does with each piece: md5 and compression (raw when it does
@@ -119,13 +131,7 @@ export const openObject = (
   expectedLength: number,
   object: string,
   into?: Uint8Array
-): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError> => {
-  const label = name ?? "none"
-  const algorithm = algorithmOf(label)
-  if (algorithm === undefined) {
-    return Effect.fail(new CompressionError({ algorithm: label, reason: "is not a known compression", object }))
-  }
-  return decompressInWorker(algorithm, data, expectedLength, into).pipe(
-    Effect.mapError((reason) => new CompressionError({ algorithm: label, reason: `decompression failed: ${reason}`, object }))
+): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
+  Effect.flatMap(recordedAlgorithm(name, object), ({ label, algorithm }) =>
+    decompressInWorker(algorithm, data, expectedLength, into).pipe(Effect.mapError((reason) => decompressionFailed(label, reason, object)))
   )
-}

@@ -13,14 +13,21 @@ export interface Bz2Binding {
   readonly decompress: (data: Uint8Array, sizeHint: number) => Promise<Buffer>
 }
 
-const loadAddon = <A>(name: string): A => {
+/** A file of the package, by its path from the package root, found from src/, dist/src/ or dist/. */
+export const packageFile = (relative: string): string | undefined => {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, "native", "build", "Release", `${name}.node`)
-    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as A
+    const candidate = join(dir, relative)
+    if (existsSync(candidate)) return candidate
     dir = dirname(dir)
   }
-  throw new Error(`the ${name} addon is not built: run \`npm install\` (needs libbz2-dev and a C compiler)`)
+  return undefined
+}
+
+const loadAddon = <A>(name: string): A => {
+  const path = packageFile(join("native", "build", "Release", `${name}.node`))
+  if (path === undefined) throw new Error(`the ${name} addon is not built: run \`npm install\` (needs libbz2-dev and a C compiler)`)
+  return createRequire(import.meta.url)(path) as A
 }
 
 let binding: Bz2Binding | undefined

@@ -9,11 +9,10 @@
  * so the buffer it is a view of survives.
  */
 import { Effect } from "effect"
-import { existsSync } from "node:fs"
 import { availableParallelism } from "node:os"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join } from "node:path"
 import { Worker } from "node:worker_threads"
+import { packageFile } from "./native.js"
 import { isShared } from "./slots.js"
 
 export interface CodecResult {
@@ -41,13 +40,9 @@ interface Reply {
 }
 
 const findWorkerScript = (): string => {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, "lib", "codec-worker.mjs")
-    if (existsSync(candidate)) return candidate
-    dir = dirname(dir)
-  }
-  throw new Error("lib/codec-worker.mjs not found")
+  const path = packageFile(join("lib", "codec-worker.mjs"))
+  if (path === undefined) throw new Error("lib/codec-worker.mjs not found")
+  return path
 }
 
 interface Job {

@@ -13,10 +13,9 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
-import { openObject } from "../codec/codec.js"
+import { decompressionFailed, openObject, recordedAlgorithm } from "../codec/codec.js"
 import { restoreInWorker, startWorkers, type RestoreObjectJob } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
-import { algorithmOf } from "../domain/compression.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
 import { CompressionError, IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, VolumeError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
@@ -66,6 +65,19 @@ export const backupChain = (record: BackupRecord) =>
     return chain.reverse()
   })
 
+/** An object whose decompressed length or md5 is not what its backup's metadata says. */
+const checkIntegrity = (backupId: string, object: DataObject, actual: { readonly md5: string; readonly length: number }) =>
+  actual.length === object.length && actual.md5 === object.md5
+    ? Effect.void
+    : Effect.fail(
+        new IntegrityError({
+          backupId,
+          object: object.name,
+          expected: `${object.md5} (${object.length} bytes)`,
+          actual: `${actual.md5} (${actual.length} bytes)`
+        })
+      )
+
 /**
  * Fetches, decompresses and verifies one object into `slot` (at least as long
  * as the object); the bytes returned, a view of the slot, are the volume's.
@@ -73,7 +85,7 @@ export const backupChain = (record: BackupRecord) =>
 export const fetchObject = (
   record: BackupRecord,
   metadata: BackupMetadata,
-  object: ReturnType<typeof dataObjects>[number],
+  object: DataObject,
   slot: Uint8Array
 ) =>
   Effect.gen(function* () {
@@ -82,14 +94,7 @@ export const fetchObject = (
     if (object.length > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for the ${object.length} bytes of ${object.name}`)
     const stored = yield* store.get(container, object.name, metadata.extra_metadata)
     const { bytes: data, md5 } = yield* openObject(object.compression, stored, object.length, object.name, slot)
-    if (data.length !== object.length || md5 !== object.md5) {
-      return yield* new IntegrityError({
-        backupId: record.id,
-        object: object.name,
-        expected: `${object.md5} (${object.length} bytes)`,
-        actual: `${md5} (${data.length} bytes)`
-      })
-    }
+    yield* checkIntegrity(record.id, object, { md5, length: data.length })
     return data
   })
 
@@ -142,11 +147,7 @@ const restoreGroup = (
     const jobs: Array<RestoreObjectJob> = []
     let at = 0
     for (const { plan, object, visible } of group) {
-      const label = object.compression ?? "none"
-      const algorithm = algorithmOf(label)
-      if (algorithm === undefined) {
-        return yield* new CompressionError({ algorithm: label, reason: "is not a known compression", object: object.name })
-      }
+      const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
       const { container } = yield* locate(plan.record)
       const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
       const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
@@ -163,16 +164,9 @@ const restoreGroup = (
         if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, true)
         return yield* outcome.stage === "write"
           ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}` })
-          : new CompressionError({ algorithm: object.compression ?? "none", reason: `decompression failed: ${outcome.reason}`, object: object.name })
+          : decompressionFailed(object.compression ?? "none", outcome.reason, object.name)
       }
-      if (outcome.length !== object.length || outcome.md5 !== object.md5) {
-        return yield* new IntegrityError({
-          backupId: plan.record.id,
-          object: object.name,
-          expected: `${object.md5} (${object.length} bytes)`,
-          actual: `${outcome.md5} (${outcome.length} bytes)`
-        })
-      }
+      yield* checkIntegrity(plan.record.id, object, outcome)
     }
   })
 
