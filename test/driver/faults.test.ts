@@ -243,12 +243,11 @@ describe("driver under injected store faults", () => {
           const visible = yield* visibleObjects(inner, last)
           const target = join(dir, "restored.img")
           const exit = yield* Effect.exit(restore(last, target))
+          const corrupted = new Set(faults.filter((f) => f.kind === "corrupt").map((f) => f.object))
           const damaged = new Set(faults.map((f) => f.object))
-          // A truncated object whose bytes reach the volume must fail the restore (one that newer
-          // objects cover entirely need not be read). A corrupt read may still decode to the very
-          // same bytes (a flipped zstd window descriptor that stays large enough, say): then the
-          // md5 matches and the restore is right. What must never happen is a wrong volume.
-          const mustFail = truncated.some((name) => visible.has(name))
+          // A damaged object whose bytes reach the volume must fail the restore. (One that newer
+          // objects cover entirely need not be read; a corrupt read always fails.)
+          const mustFail = corrupted.size > 0 || truncated.some((name) => visible.has(name))
           if (Exit.isSuccess(exit)) {
             expect(mustFail).toBe(false)
             expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)
