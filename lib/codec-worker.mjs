@@ -106,37 +106,22 @@ const compressOne = async (algorithm, data) => {
 
 const isShared = (view) => view.buffer instanceof SharedArrayBuffer
 
-const SPARSE_PART = 1 << 20
-
-/**
- * pwrite until all of `bytes` is written at `position`, at most a MiB per
- * call: a buffered write holds the file's inode lock for its whole copy, and
- * the other workers writing the same target spin on that lock meanwhile
- * (50 MiB writes cost a restore ~0.1 s of spinning per GiB).
- */
-const WRITE_PIECE = 1 << 20
+/** pwrite until all of `bytes` is written at `position`. */
 const writeAll = (fd, bytes, position) => {
-  for (let done = 0; done < bytes.length; ) {
-    done += writeSync(fd, bytes, done, Math.min(WRITE_PIECE, bytes.length - done), position + done)
-  }
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, position + done)
 }
 
-/**
- * Writes `bytes` at `position`; on a sparse target, all-zero MiB parts are
- * skipped (they are holes already) and the parts between go out as one write.
- */
+// A buffered write holds the file's inode lock for its whole copy, and the
+// other workers writing the same target spin on it meanwhile: writes go out
+// a MiB at a time (50 MiB writes cost a restore ~0.1 s of spinning per GiB).
+const WRITE_PART = 1 << 20
+
+/** Writes `bytes` at `position` a MiB at a time; on a sparse target all-zero parts are skipped, being holes already. */
 const writeRange = (fd, bytes, position, sparse) => {
-  if (!sparse) return writeAll(fd, bytes, position)
-  let run = -1 // start of the current run of parts with data
-  for (let start = 0; start < bytes.length; start += SPARSE_PART) {
-    const zero = isZero(bytes.subarray(start, Math.min(start + SPARSE_PART, bytes.length)))
-    if (!zero && run === -1) run = start
-    if (zero && run !== -1) {
-      writeAll(fd, bytes.subarray(run, start), position + run)
-      run = -1
-    }
+  for (let start = 0; start < bytes.length; start += WRITE_PART) {
+    const part = bytes.subarray(start, Math.min(start + WRITE_PART, bytes.length))
+    if (!(sparse && isZero(part))) writeAll(fd, part, position + start)
   }
-  if (run !== -1) writeAll(fd, bytes.subarray(run), position + run)
 }
 
 /** A failure of one stage of restoring an object, for the caller to type. */
