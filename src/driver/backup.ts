@@ -134,7 +134,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
 
       const body = Effect.gen(function* () {
         const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
-        const digests = makeDigestList()
+        const digests = makeDigestList(chunkSize / shaBlockSize)
         let objectIndex = 0
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A chunk holds its slot from being read until its objects are stored:

@@ -13,22 +13,19 @@ export interface DigestList {
   readonly hexAt: (index: number) => string
 }
 
-export const makeDigestList = (): DigestList => {
+/** Parts of `blocksPerChunk` digests each, but for the last chunk's. */
+export const makeDigestList = (blocksPerChunk: number): DigestList => {
   const parts: Array<Buffer> = []
   let count = 0
-  // Blocks per part are equal but for the last chunk: find a block's part by walking back from a guess.
-  let perPart = 1
   return {
     count: () => count,
     push: (digests) => {
-      const part = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength)
-      if (parts.length === 0) perPart = Math.max(1, part.length / DIGEST_BYTES)
-      parts.push(part)
-      count += part.length / DIGEST_BYTES
+      parts.push(Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength))
+      count += digests.byteLength / DIGEST_BYTES
     },
     hexAt: (index) => {
-      const part = Math.min(Math.floor(index / perPart), parts.length - 1)
-      const offset = (index - part * perPart) * DIGEST_BYTES
+      const part = Math.floor(index / blocksPerChunk)
+      const offset = (index - part * blocksPerChunk) * DIGEST_BYTES
       return parts[part]!.toString("hex", offset, offset + DIGEST_BYTES)
     }
   }
