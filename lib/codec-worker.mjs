@@ -15,6 +15,8 @@ const zstdBinding = require("zstd-napi/binding")
 const bz2 = require("../native/build/Release/bz2.node")
 // inflateInto always; deflate when built with libdeflate (native/zlib.c says why).
 const nativeZlib = require("../native/build/Release/zlib.node")
+// md5 of several buffers side by side (SIMD lanes; native/md5.c says why).
+const { md5Many, lanes: md5Lanes } = require("../native/build/Release/md5.node")
 
 // zstd into one reused buffer per worker, then an exact copy: zstd-napi's
 // compress() allocates a fresh compressBound-sized (~chunk) buffer per call,
@@ -127,13 +129,8 @@ const writeRange = (fd, bytes, position, sparse) => {
 /** A failure of one stage of restoring an object, for the caller to type. */
 const failedAt = (stage, error) => ({ stage, code: error?.code, error: error instanceof Error ? error.message : String(error) })
 
-/**
- * One object of a restore: read (from `path`, or the bytes sent), inflate
- * into `target` (its place in the slot), check length and md5, then write
- * its visible `ranges` ([start, end, position] within the object / the
- * target) to `fd`. Nothing is written unless the object checks out.
- */
-const restoreOne = async ({ algorithm, data, path, expectedLength, expectedMd5, ranges }, target, fd, sparse) => {
+/** Reads `path` (or takes the bytes sent) and decompresses it into `target`; the length, or a failure. */
+const decodeOne = async ({ algorithm, data, path }, target) => {
   let source = data
   if (path !== undefined) {
     try {
@@ -142,31 +139,57 @@ const restoreOne = async ({ algorithm, data, path, expectedLength, expectedMd5, 
       return failedAt("read", error)
     }
   }
-  let length
   try {
-    length = await decompressors[algorithm](source, target)
+    return { length: await decompressors[algorithm](source, target) }
   } catch (error) {
     return failedAt("decompress", error)
   }
-  const md5 = md5Of(target.subarray(0, length))
-  if (length !== expectedLength || md5 !== expectedMd5) return { md5, length, ok: false }
-  try {
-    for (const [start, end, position] of ranges) writeRange(fd, target.subarray(start, end), position, sparse)
-  } catch (error) {
-    return failedAt("write", error)
-  }
-  return { md5, length, ok: true }
 }
 
-/** Objects of a restore in one message, each at its own offset `at` of the slot; stops at the first that fails. */
+/** The md5 of each view, in hex: side by side when there are enough of them to fill the lanes. */
+const md5sOf = (views) => {
+  if (md5Lanes === 1 || views.length < 3) return views.map(md5Of)
+  const digests = md5Many(views)
+  return views.map((_, i) => digests.toString("hex", 16 * i, 16 * i + 16))
+}
+
+/**
+ * Objects of a restore in one message, each at its own offset `at` of the
+ * slot: all are read and decompressed into their places, their md5s taken
+ * together, then each is checked and only then its visible `ranges`
+ * ([start, end, position] within the object / the target) written to `fd`.
+ * Stops at the first object that fails; nothing of it is written.
+ */
 const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
-  const outcomes = []
+  const decoded = []
+  let failure
   for (const object of objects) {
     const target = into.subarray(object.at, Math.min(into.length, object.at + object.expectedLength))
-    const outcome = await restoreOne(object, target, fd, sparse)
-    outcomes.push(outcome)
-    if (outcome.ok !== true) break
+    const result = await decodeOne(object, target)
+    if (result.length === undefined) {
+      failure = result
+      break
+    }
+    decoded.push(target.subarray(0, result.length))
   }
+  const md5s = md5sOf(decoded)
+  const outcomes = []
+  for (const [i, plain] of decoded.entries()) {
+    const { expectedLength, expectedMd5, ranges } = objects[i]
+    const checked = { md5: md5s[i], length: plain.length }
+    if (plain.length !== expectedLength || checked.md5 !== expectedMd5) {
+      outcomes.push({ ...checked, ok: false })
+      break
+    }
+    try {
+      for (const [start, end, position] of ranges) writeRange(fd, plain.subarray(start, end), position, sparse)
+      outcomes.push({ ...checked, ok: true })
+    } catch (error) {
+      outcomes.push(failedAt("write", error))
+      break
+    }
+  }
+  if (failure !== undefined && outcomes.length === decoded.length) outcomes.push(failure)
   parentPort.postMessage({ id, outcomes })
 }
 

@@ -15,6 +15,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "md5",
+      "sources": ["md5.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "zlib",
       "sources": ["zlib.c"],
       "cflags": ["-O2", "-Wall"],
