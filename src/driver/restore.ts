@@ -38,6 +38,10 @@ export interface RestoreOptions extends ProgressOptions, LeaseOptions {
   readonly volumeId?: string
 }
 
+/** Small objects share a worker job: at most GROUP_OBJECTS of them, in a slot of at least GROUP_BYTES. */
+const GROUP_OBJECTS = 64
+const GROUP_BYTES = 8 * 1024 * 1024
+
 /** The slot size a set of objects needs. */
 export const largestObject = (objects: ReadonlyArray<{ readonly length: number }>) =>
   objects.reduce((max, o) => Math.max(max, o.length), 0)
@@ -106,9 +110,11 @@ interface Placement {
 }
 
 /**
- * Consecutive placements that fit one slot together, at most `most` of them:
- * a chain's many small incremental objects then cost one worker job and one
- * slot per group rather than per object.
+ * Placements in jobs of one slot each: an object of more than half a slot
+ * alone, the smaller ones packed together in volume order, at most `most`
+ * to a job. A chain's many small incremental objects then cost a worker job
+ * per slotful rather than per object (or per gap between two objects of the
+ * full backup), and their md5s are taken side by side.
  */
 export const groupPlacements = <P extends { readonly object: { readonly length: number } }>(
   placed: ReadonlyArray<P>,
@@ -116,15 +122,18 @@ export const groupPlacements = <P extends { readonly object: { readonly length: 
   most: number
 ): Array<Array<P>> => {
   const groups: Array<Array<P>> = []
+  let open: Array<P> | undefined
   let bytes = 0
   for (const placement of placed) {
-    const last = groups[groups.length - 1]
-    if (last !== undefined && last.length < most && bytes + placement.object.length <= slotSize) {
-      last.push(placement)
-      bytes += placement.object.length
-    } else {
+    const length = placement.object.length
+    if (length * 2 > slotSize) {
       groups.push([placement])
-      bytes = placement.object.length
+    } else if (open !== undefined && open.length < most && bytes + length <= slotSize) {
+      open.push(placement)
+      bytes += length
+    } else {
+      groups.push((open = [placement]))
+      bytes = length
     }
   }
   return groups
@@ -200,7 +209,11 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
     // An object holds a slot from its fetch until it is written: memory stays
     // at `concurrency` objects (plus their compressed bytes) whatever the volume.
-    const slots = yield* makeSlotPool(largestObject(placed.map((p) => p.object)), concurrency)
+    // Where workers read the objects themselves, small ones share a job; a
+    // slot then holds at least a few MiB of them, even when every object is small.
+    const grouped = store.localPath !== undefined
+    const slotSize = Math.max(largestObject(placed.map((p) => p.object)), grouped ? GROUP_BYTES : 0)
+    const slots = yield* makeSlotPool(slotSize, concurrency)
     // The visible ranges of different objects never overlap, so objects are
     // written in any order, by positional writes. One fsync at the end makes
     // it durable (Cinder fsyncs per object; on a chain of many small objects
@@ -209,7 +222,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     // Biggest jobs first (the writes need no order): the small ones then fill
     // the workers' gaps at the end instead of one big object running alone.
     const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
-    const groups = groupPlacements(placements, slots.size, store.localPath === undefined ? 1 : 64).sort((a, b) => jobBytes(b) - jobBytes(a))
+    const groups = groupPlacements(placements, slots.size, grouped ? GROUP_OBJECTS : 1).sort((a, b) => jobBytes(b) - jobBytes(a))
     yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
         (group) =>

@@ -44,14 +44,17 @@ describe("flatten", () => {
 
 describe("groupPlacements", () => {
   it.prop(
-    "keeps every placement once and in order, each group within the slot and the count limit",
+    "keeps every placement once, in order within a group, each group within the slot and the count limit",
     [fc.array(fc.integer({ min: 1, max: 100 }), { maxLength: 60 }), fc.integer({ min: 1, max: 8 })],
     ([lengths, most]) => {
       const placed = lengths.map((length, id) => ({ id, object: { length } }))
       const groups = groupPlacements(placed, 100, most)
-      expect(groups.flat()).toEqual(placed)
+      expect([...groups.flat()].sort((a, b) => a.id - b.id)).toEqual(placed)
       for (const group of groups) {
         expect(group.length).toBeGreaterThan(0)
+        expect(group.map((p) => p.id)).toEqual([...group.map((p) => p.id)].sort((a, b) => a - b))
+        // Objects of more than half a slot go alone.
+        if (group.length > 1) for (const p of group) expect(p.object.length).toBeLessThanOrEqual(50)
         expect(group.length).toBeLessThanOrEqual(most)
         // A group of more than one fits the slot; a lone object is as big as the slot allows anyway.
         if (group.length > 1) expect(group.reduce((n, p) => n + p.object.length, 0)).toBeLessThanOrEqual(100)
