@@ -5,7 +5,7 @@
 // restore). Same codec settings as src/codec/codec.ts. Plain JavaScript so
 // that it runs the same from the TypeScript sources (tests) and from dist/.
 import { createHash, hash } from "node:crypto"
-import { readFileSync, writeSync } from "node:fs"
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
 import { parentPort } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -129,12 +129,33 @@ const writeRange = (fd, bytes, position, sparse) => {
 /** A failure of one stage of restoring an object, for the caller to type. */
 const failedAt = (stage, error) => ({ stage, code: error?.code, error: error instanceof Error ? error.message : String(error) })
 
+// Objects up to this size are read into one buffer kept for the next: a
+// chain restore reads hundreds of small objects, and a fresh buffer for each
+// cost page faults and zeroing (readFileSync allocates per call).
+const SCRATCH_LIMIT = 16 << 20
+let scratch = new Uint8Array(0)
+
+/** The whole file at `path`: in the scratch buffer (valid until the next read) when small enough. */
+const readObject = (path) => {
+  const fd = openSync(path, "r")
+  try {
+    const size = fstatSync(fd).size
+    if (size > SCRATCH_LIMIT) return readFileSync(fd)
+    if (scratch.length < size) scratch = new Uint8Array(Math.max(size, 2 * scratch.length))
+    let done = 0
+    for (let n; done < size && (n = readSync(fd, scratch, done, size - done, done)) > 0; ) done += n
+    return scratch.subarray(0, done)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Reads `path` (or takes the bytes sent) and decompresses it into `target`; the length, or a failure. */
 const decodeOne = async ({ algorithm, data, path }, target) => {
   let source = data
   if (path !== undefined) {
     try {
-      source = readFileSync(path)
+      source = readObject(path)
     } catch (error) {
       return failedAt("read", error)
     }
