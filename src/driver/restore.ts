@@ -5,7 +5,7 @@
  * object is fetched at most once and shadowed objects not at all. A codec
  * worker reads each object, decompresses it into a slot, checks its length
  * and md5 and only then writes its visible ranges; the target is fsynced
- * once at the end. A fresh target stays sparse: all-zero MiB parts are not
+ * once at the end. A fresh target stays sparse: all-zero parts are not
  * written (safe, as every byte is written only once).
  *
  * The requested backup is `restoring` for the duration; when its status
