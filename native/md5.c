@@ -304,6 +304,7 @@ static void md5_many_lanes(message *messages, const size_t *order, size_t count,
 /* The widest kernel this CPU runs with at most `limit` lanes: 16 with AVX-512, 8 with AVX2, else none (1 lane). */
 static int kernel_for(int limit, kernel **run_blocks) {
   *run_blocks = NULL;
+  (void)limit;
 #ifdef HAVE_X86
   __builtin_cpu_init();
   if (limit >= 16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")) return *run_blocks = md5_x16, 16;
