@@ -243,6 +243,12 @@ __attribute__((target("avx512f,avx2"))) static void md5_x16(uint32_t lanes[4][MA
 
 static const uint8_t ZERO_BLOCK[64];
 
+/* A message's index and its length in blocks, for the longest-first order. */
+typedef struct {
+  size_t blocks;
+  size_t index;
+} ranked;
+
 /*
  * Digests of `count` messages into out (16 bytes each), `width` lanes wide
  * through `run_blocks`, in the given order (longest first, so that the ones
@@ -250,7 +256,7 @@ static const uint8_t ZERO_BLOCK[64];
  * idle. When few lanes are busy and no message waits, a lane's share of the
  * kernel costs more than an md5 alone, and the rest finish one by one.
  */
-static void md5_many_lanes(message *messages, const size_t *order, size_t count, uint8_t *out, int width, kernel *run_blocks) {
+static void md5_many_lanes(message *messages, const ranked *order, size_t count, uint8_t *out, int width, kernel *run_blocks) {
   uint32_t lane_state[4][MAX_LANES];
   long job[MAX_LANES];
   const uint8_t *block[MAX_LANES];
@@ -261,7 +267,7 @@ static void md5_many_lanes(message *messages, const size_t *order, size_t count,
   for (;;) {
     for (int j = 0; j < width; j++) {
       if (job[j] >= 0 || next >= count) continue;
-      job[j] = (long)order[next++];
+      job[j] = (long)order[next++].index;
       for (int k = 0; k < 4; k++) lane_state[k][j] = INIT[k];
       active++;
     }
@@ -313,9 +319,8 @@ static int kernel_for(int limit, kernel **run_blocks) {
   return 1;
 }
 
-static message *sorting_messages;
 static int longest_first(const void *x, const void *y) {
-  size_t a = sorting_messages[*(const size_t *)x].left, b = sorting_messages[*(const size_t *)y].left;
+  size_t a = ((const ranked *)x)->blocks, b = ((const ranked *)y)->blocks;
   return a < b ? 1 : a > b ? -1 : 0;
 }
 
@@ -336,7 +341,7 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
     return NULL;
   }
   message *messages = calloc(count > 0 ? count : 1, sizeof *messages);
-  size_t *order = calloc(count > 0 ? count : 1, sizeof *order);
+  ranked *order = calloc(count > 0 ? count : 1, sizeof *order);
   if (messages == NULL || order == NULL) {
     free(messages), free(order);
     napi_throw_error(env, NULL, "md5Many: out of memory");
@@ -355,7 +360,7 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
       return NULL;
     }
     prepare(&messages[i], data, length);
-    order[i] = i;
+    order[i] = (ranked){.blocks = messages[i].left, .index = i};
   }
   napi_value result;
   void *out;
@@ -364,7 +369,7 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (lane_count > 1 && count > 2) {
-    sorting_messages = messages;
+    /* The comparator needs no shared context: every codec worker thread sorts at once. */
     qsort(order, count, sizeof *order, longest_first);
     md5_many_lanes(messages, order, count, out, lane_count, run_blocks);
   } else {
