@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HAVE_X86 1
@@ -349,12 +351,9 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
   }
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
-    bool is_typedarray = false;
-    napi_typedarray_type type;
+    unsigned char *data;
     size_t length;
-    void *data;
-    if (napi_get_element(env, argv[0], i, &item) != napi_ok || napi_is_typedarray(env, item, &is_typedarray) != napi_ok || !is_typedarray ||
-        napi_get_typedarray_info(env, item, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    if (napi_get_element(env, argv[0], i, &item) != napi_ok || !bytes_of(env, item, &data, &length)) {
       free(messages), free(order);
       napi_throw_type_error(env, NULL, "md5Many: expected an array of Uint8Arrays");
       return NULL;

@@ -23,19 +23,7 @@
 #include <string.h>
 #include <zlib.h>
 
-/* Data pointer and length of any TypedArray (also over a SharedArrayBuffer). */
-static int bytes_of(napi_env env, napi_value value, unsigned char **data, size_t *length) {
-  bool is_typedarray = false;
-  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return 0;
-  napi_typedarray_type type;
-  void *pointer;
-  size_t elements;
-  if (napi_get_typedarray_info(env, value, &type, &elements, &pointer, NULL, NULL) != napi_ok) return 0;
-  if (type != napi_uint8_array) return 0;
-  *data = pointer;
-  *length = elements;
-  return 1;
-}
+#include "bytes.h"
 
 __attribute__((unused)) static napi_value fail(napi_env env, z_stream *s, const char *fallback) {
   char message[160];
@@ -43,6 +31,16 @@ __attribute__((unused)) static napi_value fail(napi_env env, z_stream *s, const 
   inflateEnd(s);
   napi_throw_error(env, NULL, message);
   return NULL;
+}
+
+/* The next at most 4 GiB of a buffer for a 32-bit zlib counter (unchanged `*next` when none is left). */
+__attribute__((unused)) static uInt next_piece(unsigned char **next, unsigned char **rest, size_t *left) {
+  if (*left == 0) return 0;
+  uInt n = *left > UINT_MAX ? UINT_MAX : (uInt)*left;
+  *next = *rest;
+  *rest += n;
+  *left -= n;
+  return n;
 }
 
 __attribute__((unused)) static napi_value inflate_into_zlib(napi_env env, unsigned char *in, size_t in_left, unsigned char *out, size_t out_left) {
@@ -56,20 +54,8 @@ __attribute__((unused)) static napi_value inflate_into_zlib(napi_env env, unsign
   int rc;
   /* avail_in/avail_out are 32-bit: feed objects past 4 GiB in pieces. */
   do {
-    if (s.avail_in == 0 && in_left > 0) {
-      uInt n = in_left > UINT_MAX ? UINT_MAX : (uInt)in_left;
-      s.next_in = in;
-      s.avail_in = n;
-      in += n;
-      in_left -= n;
-    }
-    if (s.avail_out == 0 && out_left > 0) {
-      uInt n = out_left > UINT_MAX ? UINT_MAX : (uInt)out_left;
-      s.next_out = out;
-      s.avail_out = n;
-      out += n;
-      out_left -= n;
-    }
+    if (s.avail_in == 0) s.avail_in = next_piece(&s.next_in, &in, &in_left);
+    if (s.avail_out == 0) s.avail_out = next_piece(&s.next_out, &out, &out_left);
     rc = inflate(&s, Z_NO_FLUSH);
   } while (rc == Z_OK);
   if (rc == Z_BUF_ERROR) {
