@@ -185,7 +185,7 @@ export interface RestoreJob {
   readonly into: Uint8Array
   /** the target's file descriptor */
   readonly fd: number
-  /** skip all-zero MiB parts: the target is new and its holes read as zeros */
+  /** skip all-zero parts: the target is new and its holes read as zeros */
   readonly sparse: boolean
 }
 

@@ -38,12 +38,18 @@ const classify =
 
 const isNotFound = (error: PlatformError) => error._tag === "SystemError" && error.reason === "NotFound"
 
-const checkObjectSegment = (object: string) =>
+/** Why `object` cannot be a posix object's file name (one path segment), if it cannot. */
+const segmentProblem = (object: string): string | undefined =>
   object.includes("/")
-    ? Effect.fail(new InvalidObjectName({ name: object, reason: "posix object names cannot contain '/'" }))
+    ? "posix object names cannot contain '/'"
     : Buffer.byteLength(object) > MAX_SEGMENT_BYTES
-      ? Effect.fail(new InvalidObjectName({ name: object, reason: `is longer than ${MAX_SEGMENT_BYTES} bytes` }))
-      : Effect.void
+      ? `is longer than ${MAX_SEGMENT_BYTES} bytes`
+      : undefined
+
+const checkObjectSegment = (object: string) => {
+  const reason = segmentProblem(object)
+  return reason === undefined ? Effect.void : Effect.fail(new InvalidObjectName({ name: object, reason }))
+}
 
 export const makePosix = (options: PosixStoreOptions) =>
   Effect.gen(function* () {
@@ -127,8 +133,7 @@ export const makePosix = (options: PosixStoreOptions) =>
             Effect.mapError((error) => ("_tag" in error && (error._tag === "SystemError" || error._tag === "BadArgument") ? classify("read", container, object)(error) : error))
           )
         ),
-      localPath: (container, object) =>
-        object.includes("/") || Buffer.byteLength(object) > MAX_SEGMENT_BYTES ? undefined : pathOf(container, object),
+      localPath: (container, object) => (segmentProblem(object) === undefined ? pathOf(container, object) : undefined),
       removeLeftovers: (container, prefix) =>
         fs.readDirectory(dirOf(container)).pipe(
           Effect.map((names) => names.filter((name) => name.startsWith(TEMP_PREFIX + prefix))),
