@@ -712,7 +712,7 @@ const print = (results) => {
   if (data) {
     out.push(`volume: ${(data.volumeBytes / MiB).toFixed(0)} MiB ext4 (${(data.used * 100).toFixed(0)} % used, ${data.stagedFiles} real files); incremental: ${data.edits[0]?.changedBlocks} of ${data.blocks} sha blocks changed in ${data.edits[0]?.runs} runs`)
   }
-  out.push(`chunk ${settings.chunkSize}, sha block ${settings.shaBlock}, concurrency ${settings.concurrency} (${settings.concurrencyFrom}), posix store on local disk, page cache warm; best of ${results.options.reps} run(s); 1 MB = 10^6 bytes`)
+  out.push(`chunk ${settings.chunkSize}, sha block ${settings.shaBlock}, concurrency ${settings.concurrency} (${settings.concurrencyFrom}), posix store on local disk, page cache warm; best of ${results.options.reps} run(s) (this project's two restores: ${results.options.restoreReps}, alternating); 1 MB = 10^6 bytes`)
   if (versions.staleDist) out.push("WARNING: dist/ is older than src/ — these numbers are for the last build")
   if (machine.loadAtStart[0] > 0.5) out.push(`WARNING: load average ${machine.loadAtStart[0].toFixed(2)} at start — other work was running`)
 
