@@ -16,15 +16,17 @@ import { Effect, Option, Stream } from "effect"
 import { decompressionFailed, openObject, recordedAlgorithm } from "../codec/codec.js"
 import { restoreInWorker, startWorkers, type RestoreObjectJob } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
+import { DIGEST_BYTES } from "./digests.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
-import { CompressionError, IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, VolumeError } from "../domain/errors.js"
+import { CompressionError, IntegrityError, InvalidBackup, InvalidRequest, RestoreCancelled, VolumeError, type VolumeMetadataError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import type { ObjectNotFound, StoreFailure } from "../store/errors.js"
 import { ObjectStore } from "../store/ObjectStore.js"
-import { flatten } from "./extents.js"
+import type { Range } from "./extents.js"
+import { checkLayout, misalignedRange, placeChain, volumeSizeOf } from "./layout.js"
 import { claim, holdLease, type LeaseOptions } from "./lease.js"
-import { checkObjectList, locate, readMetadata } from "./objects.js"
+import { checkObjectList, locate, readMetadata, readSha256File, sha256Name } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { openTarget } from "./volume.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
@@ -36,6 +38,13 @@ export interface RestoreOptions extends ProgressOptions, LeaseOptions {
   readonly concurrency?: number
   /** the volume whose metadata receives volume_meta; default: the backup's */
   readonly volumeId?: string
+  /**
+   * Check every restored sha block against the backup's sha256 list before
+   * it is written (default true): what md5s cannot catch — an object forged
+   * with its md5, moved to another offset, or dropped from an incremental —
+   * is caught too. False checks md5s only, as Cinder does.
+   */
+  readonly verifySha256?: boolean
 }
 
 /** Small objects share a worker job: at most GROUP_OBJECTS of them, in a slot of at least GROUP_BYTES. */
@@ -149,6 +158,7 @@ const restoreGroup = (
   group: ReadonlyArray<Placement>,
   slot: Uint8Array,
   target: { readonly path: string; readonly fd: number; readonly sparse: boolean },
+  shaCheck: ShaCheck | undefined,
   readThroughStore = false
 ): Effect.Effect<void, RestoreGroupError, ObjectStore> =>
   Effect.gen(function* () {
@@ -161,7 +171,8 @@ const restoreGroup = (
       const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
       const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
       const ranges = visible.map((range) => [range.start - object.offset, range.end - object.offset, range.start] as const)
-      jobs.push({ algorithm, source, at, expectedLength: object.length, expectedMd5: object.md5, ranges })
+      const sha256 = shaCheck === undefined ? {} : { sha256: digestsFor(shaCheck, ranges) }
+      jobs.push({ algorithm, source, at, expectedLength: object.length, expectedMd5: object.md5, ranges, ...sha256 })
       at += object.length
     }
     if (at > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for ${at} bytes of objects`)
@@ -170,10 +181,19 @@ const restoreGroup = (
       const { plan, object } = group[i]!
       if (outcome._tag === "Failed") {
         // The worker could not read the file: the store's own read names the problem (ObjectNotFound, ...).
-        if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, true)
+        if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, shaCheck, true)
         return yield* outcome.stage === "write"
           ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}` })
           : decompressionFailed(object.compression ?? "none", outcome.reason, object.name)
+      }
+      if (outcome._tag === "ShaMismatch") {
+        const block = outcome.block
+        return yield* new IntegrityError({
+          backupId: plan.record.id,
+          object: object.name,
+          expected: `sha256 ${outcome.expected} for sha block ${block} (offset ${block * shaCheck!.blockSize}) as the sha256 file lists`,
+          actual: `sha256 ${outcome.actual}`
+        })
       }
       yield* checkIntegrity(plan.record.id, object, outcome)
     }
@@ -181,30 +201,76 @@ const restoreGroup = (
 
 type RestoreGroupError = CompressionError | IntegrityError | VolumeError | InvalidBackup | StoreFailure | ObjectNotFound
 
+/** A backup of the chain: its record, its checked documents and its objects. */
+export interface BackupPlan {
+  readonly record: BackupRecord
+  readonly metadata: BackupMetadata
+  readonly objects: ReadonlyArray<DataObject>
+}
+
+/** Reads and checks one backup's documents: Cinder's object list check, then the ranges against its volume. */
+export const readPlan = (record: BackupRecord): Effect.Effect<BackupPlan, RestorePlanError, ObjectStore> =>
+  Effect.gen(function* () {
+    const metadata = yield* readMetadata(record)
+    yield* checkObjectList(record, metadata)
+    // Like Cinder, null and "" both mean "no volume metadata".
+    if (metadata.volume_meta) yield* checkVolumeMeta(record.id, metadata.volume_meta)
+    const objects = dataObjects(metadata)
+    yield* checkLayout(record, objects)
+    return { record, metadata, objects }
+  })
+
+type RestorePlanError = Effect.Effect.Error<ReturnType<typeof readMetadata>> | Effect.Effect.Error<ReturnType<typeof checkObjectList>> | VolumeMetadataError
+
+/** The sha256 list of the requested backup as bytes, after checking that it can check this restore block by block. */
+const expectedDigests = (record: BackupRecord, placed: ReadonlyArray<{ readonly object: DataObject; readonly visible: ReadonlyArray<Range> }>, size: number) =>
+  Effect.gen(function* () {
+    const shaFile = yield* readSha256File(record)
+    const blockSize = shaFile.chunk_size
+    const blocks = Math.ceil(size / blockSize)
+    const invalid = (reason: string) => new InvalidBackup({ backupId: record.id, object: sha256Name(record.service_metadata ?? ""), reason })
+    if (shaFile.sha256s.length !== blocks) {
+      return yield* invalid(`the sha256 file lists ${shaFile.sha256s.length} blocks of ${blockSize} bytes; the ${size}-byte volume has ${blocks}`)
+    }
+    const misaligned = misalignedRange(placed, blockSize, size)
+    if (misaligned !== undefined) {
+      return yield* new InvalidBackup({
+        backupId: record.id,
+        object: misaligned.object.name,
+        reason: `its bytes do not start and end on ${blockSize}-byte sha blocks, so the sha256 list cannot check them`
+      })
+    }
+    const digests = Buffer.allocUnsafe(blocks * DIGEST_BYTES)
+    shaFile.sha256s.forEach((hex, i) => digests.write(hex, i * DIGEST_BYTES, "hex"))
+    return { blockSize, digests }
+  })
+
+type ShaCheck = Effect.Effect.Success<ReturnType<typeof expectedDigests>>
+
+/** The expected digests of the blocks `ranges` write, in order (ranges start on block boundaries). */
+const digestsFor = (check: ShaCheck, ranges: ReadonlyArray<readonly [number, number, number]>) => {
+  const parts = ranges.map(([start, end, position]) => {
+    const first = position / check.blockSize
+    const count = Math.ceil((end - start) / check.blockSize)
+    return check.digests.subarray(first * DIGEST_BYTES, (first + count) * DIGEST_BYTES)
+  })
+  return { blockSize: check.blockSize, expected: new Uint8Array(Buffer.concat(parts)) }
+}
+
 const restoreChain = (requested: BackupRecord, targetPath: string, options: RestoreOptions) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const chain = yield* backupChain(requested)
     // Read and check every document before touching the target.
     // Several backups at once: a long chain's documents and listings are read in parallel, not one by one.
-    const plans = yield* Effect.forEach(
-      chain,
-      (record) =>
-        Effect.gen(function* () {
-          const metadata = yield* readMetadata(record)
-          yield* checkObjectList(record, metadata)
-          // Like Cinder, null and "" both mean "no volume metadata".
-          if (metadata.volume_meta) yield* checkVolumeMeta(record.id, metadata.volume_meta)
-          return { record, metadata, objects: dataObjects(metadata) }
-        }),
-      { concurrency: 8 }
-    )
-    // A full backup's objects cover the whole volume.
-    const volumeSize = Math.max(0, ...plans[0]!.objects.map((o) => o.offset + o.length))
+    const plans = yield* Effect.forEach(chain, readPlan, { concurrency: 8 })
+    // The volume is the requested backup's size, from the record, not the documents.
+    const volumeSize = yield* volumeSizeOf(requested)
     // Each byte comes from the newest object that covers it, fetched once.
-    const placed = flatten(plans.map((plan) => plan.objects.map((object) => ({ ...object, plan }))))
-    const totalBytes = placed.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0)
-    const progress = yield* makeProgress("restore", requested.id, totalBytes, options)
+    const layers = plans.map((plan) => plan.objects.map((object) => ({ ...object, plan })))
+    const placed = yield* placeChain(requested.id, layers, volumeSize)
+    const shaCheck = options.verifySha256 !== false ? yield* expectedDigests(requested, placed, volumeSize) : undefined
+    const progress = yield* makeProgress("restore", requested.id, volumeSize, options)
     const { fd, sync, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
     // An object holds a slot from its fetch until it is written: memory stays
@@ -226,7 +292,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
         (group) =>
-          Effect.acquireUseRelease(slots.take, (slot) => restoreGroup(group, slot, { path: targetPath, fd, sparse }), slots.give).pipe(
+          Effect.acquireUseRelease(slots.take, (slot) => restoreGroup(group, slot, { path: targetPath, fd, sparse }, shaCheck), slots.give).pipe(
             Effect.as({ bytes: group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0), objects: group.length })
           ),
         { concurrency, unordered: true }
@@ -242,7 +308,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
       }
     }
     yield* progress.finish
-    return { backupId: requested.id, bytes: volumeSize, backups: chain.length }
+    return { backupId: requested.id, bytes: volumeSize, backups: chain.length, sha256Checked: shaCheck !== undefined }
   }).pipe(Effect.scoped)
 
 /**

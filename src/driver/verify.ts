@@ -14,6 +14,7 @@ import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
+import { checkLayout, placeChain, volumeSizeOf } from "./layout.js"
 import { checkObjectList, readMetadata, readSha256File } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { backupChain, fetchObject, largestObject } from "./restore.js"
@@ -38,6 +39,14 @@ export interface VerifyOptions extends ProgressOptions {
   readonly full?: boolean
   readonly concurrency?: number
 }
+
+/** Problems reported at most: past this, one more line says how many were left out. */
+export const MAX_PROBLEMS = 1000
+
+const bounded = (problems: ReadonlyArray<Problem>): ReadonlyArray<Problem> =>
+  problems.length <= MAX_PROBLEMS
+    ? problems
+    : [...problems.slice(0, MAX_PROBLEMS), { backupId: problems[0]!.backupId, problem: `and ${problems.length - MAX_PROBLEMS} more problems` }]
 
 const problemOf = (backupId: string, error: { readonly message: string; readonly object?: string | undefined }): Problem => ({
   backupId,
@@ -110,6 +119,8 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     }
     const chain = chainResult.right
     const plans: Array<{ record: BackupRecord; metadata: BackupMetadata; objects: ReadonlyArray<DataObject> }> = []
+    // A backup whose objects cannot be its volume's is reported, and its objects not read.
+    let laidOut = true
     for (const record of chain) {
       const metadata = yield* Effect.either(readMetadata(record))
       if (Either.isLeft(metadata)) {
@@ -118,18 +129,32 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
       }
       const listed = yield* Effect.either(checkObjectList(record, metadata.right))
       if (Either.isLeft(listed)) problems.push(problemOf(record.id, listed.left))
-      plans.push({ record, metadata: metadata.right, objects: dataObjects(metadata.right) })
+      const objects = dataObjects(metadata.right)
+      const layout = yield* Effect.either(checkLayout(record, objects))
+      if (Either.isLeft(layout)) {
+        problems.push(problemOf(record.id, layout.left))
+        laidOut = false
+        continue
+      }
+      plans.push({ record, metadata: metadata.right, objects })
     }
-    const full = (options.full ?? false) && plans.length === chain.length
-    const shaFile = full ? yield* Effect.either(readSha256File(requested)) : undefined
-    if (shaFile !== undefined && Either.isLeft(shaFile)) problems.push(problemOf(backupId, shaFile.left))
+    const volumeSize = yield* Effect.either(volumeSizeOf(requested))
+    if (Either.isLeft(volumeSize)) {
+      problems.push(problemOf(backupId, volumeSize.left))
+      return { backupId, backups: chain.length, objectsChecked: 0, bytesChecked: 0, full: options.full ?? false, problems: bounded(problems) }
+    }
+    const size = volumeSize.right
     // Visible objects feed the sha check; shadowed ones are only md5-checked.
     const layers = plans.map((plan) => plan.objects.map((object) => ({ ...object, plan })))
-    const placed = flatten(layers)
-    const volumeSize = Math.max(0, ...placed.flatMap((p) => p.visible.map((range) => range.end)))
+    const placedResult = yield* Effect.either(placeChain(backupId, layers, size))
+    if (Either.isLeft(placedResult) && laidOut && plans.length === chain.length) problems.push(problemOf(backupId, placedResult.left))
+    const placed = Either.isRight(placedResult) ? placedResult.right : flatten(layers, size)
+    const full = (options.full ?? false) && plans.length === chain.length && Either.isRight(placedResult)
+    const shaFile = full ? yield* Effect.either(readSha256File(requested)) : undefined
+    if (shaFile !== undefined && Either.isLeft(shaFile)) problems.push(problemOf(backupId, shaFile.left))
     const checker =
       shaFile !== undefined && Either.isRight(shaFile)
-        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right.sha256s, volumeSize, problems)
+        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right.sha256s, size, problems)
         : undefined
 
     const visible = new Map(placed.map((p) => [p.object, p.visible]))
@@ -175,6 +200,6 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     )
     if (shaUsable) checker?.end()
     yield* progress.finish
-    const report: VerifyReport = { backupId, backups: chain.length, objectsChecked: ordered.length, bytesChecked, full, problems }
+    const report: VerifyReport = { backupId, backups: chain.length, objectsChecked: ordered.length, bytesChecked, full, problems: bounded(problems) }
     return report
   }).pipe(Effect.scoped, Effect.withSpan("chunked-backup.verify", { attributes: { backupId } }))

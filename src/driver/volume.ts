@@ -81,7 +81,9 @@ export const readChunks = (path: string, slots: SlotPool): Stream.Stream<VolumeC
 /**
  * Opens a restore target, creating a missing file. When `fresh` (a new,
  * zeroed volume) and the target is a regular file, it is cut to `size` so
- * unwritten ranges stay holes.
+ * unwritten ranges stay holes. Nothing is written past `size`: an existing
+ * larger target keeps its bytes beyond the volume's end, as under Cinder; a
+ * block device too small for the volume is refused before any write.
  */
 export const openTarget = (path: string, size: number, fresh: boolean) =>
   Effect.gen(function* () {
@@ -89,11 +91,17 @@ export const openTarget = (path: string, size: number, fresh: boolean) =>
     const exists = yield* fs.exists(path)
     const file = yield* fs.open(path, { flag: exists ? "r+" : "w+", mode: 0o600 })
     const info = yield* file.stat
+    if (info.type === "BlockDevice") {
+      const device = yield* volumeInfo(path)
+      if (device.size < size) {
+        return yield* new VolumeError({ path, reason: `the device holds ${device.size} bytes, less than the backup's ${size}-byte volume` })
+      }
+    }
     const sparse = info.type === "File" && (fresh || !exists)
     if (sparse) {
       yield* file.truncate(0)
       yield* file.truncate(size)
     }
     // Writes are positional, by file descriptor (a codec worker writes each object).
-    return { fd: file.fd as number, sync: file.sync.pipe(Effect.mapError(volumeError(path))), sparse }
-  }).pipe(Effect.mapError(volumeError(path)))
+    return { fd: file.fd as number, sync: file.sync.pipe(Effect.mapError(volumeError(path))), sparse, size: Number(info.size) }
+  }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(volumeError(path)(e))))

@@ -105,6 +105,11 @@ export const importRecord = (backupService: string, backupUrl: string): Effect.E
     const info = fields.driver_info as { volume_size_bytes?: unknown } | null
     const size = fields.size ?? 1
     const volumeSizeBytes = typeof info?.volume_size_bytes === "number" ? info.volume_size_bytes : size * GiB
+    // What a restore will write: checked here, and again by every reader.
+    if (!Number.isSafeInteger(size) || size <= 0) return yield* invalid(`backup ${fields.id} has size ${size}, not a positive number of GiB`)
+    if (!Number.isSafeInteger(volumeSizeBytes) || volumeSizeBytes <= 0 || volumeSizeBytes > size * GiB) {
+      return yield* invalid(`backup ${fields.id} has a volume size of ${volumeSizeBytes} bytes, not a positive number of bytes within its ${size} GiB`)
+    }
     return {
       id: fields.id,
       volume_id: fields.volume_id,

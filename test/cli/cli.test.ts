@@ -211,7 +211,9 @@ describe("CLI record export/import with the real Cinder", () => {
         const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
         const storeRoot = join(dir, "repo", "store")
         const volume = join(dir, "disk.img")
-        const data = textVolume(1024 * 1024 * 2 + 5)
+        // A Cinder volume is whole GiB, and its record gives only the GiB: text, then zeros.
+        const data = Buffer.alloc(1024 ** 3)
+        textVolume(1024 * 1024 * 2 + 5).copy(data)
         writeFileSync(volume, data)
         const record: OracleRecord = {
           id: "3c0ffee0-1234-4abc-9def-00000000c1d2",
