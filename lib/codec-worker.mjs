@@ -5,7 +5,7 @@
 // restore). Same codec settings as src/codec/codec.ts. Plain JavaScript so
 // that it runs the same from the TypeScript sources (tests) and from dist/.
 import { createHash, hash } from "node:crypto"
-import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs"
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
 import { parentPort } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -139,11 +139,18 @@ const failedAt = (stage, error) => ({ stage, code: error?.code, error: error ins
 const SCRATCH_LIMIT = 16 << 20
 let scratch = new Uint8Array(0)
 
+// Never follows a link planted as an object (ELOOP) and reads only regular
+// files; O_NONBLOCK keeps a FIFO from hanging the open. The caller then reads
+// the object through the store, whose error is typed.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+
 /** The whole file at `path`: in the scratch buffer (valid until the next read) when small enough. */
 const readObject = (path) => {
-  const fd = openSync(path, "r")
+  const fd = openSync(path, READ_FLAGS)
   try {
-    const size = fstatSync(fd).size
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "EINVAL" })
+    const size = stat.size
     if (size > SCRATCH_LIMIT) return readFileSync(fd)
     if (scratch.length < size) scratch = new Uint8Array(Math.max(size, 2 * scratch.length))
     let done = 0
@@ -179,6 +186,29 @@ const md5sOf = (views) => {
 }
 
 /**
+ * The first sha block of `ranges` whose SHA-256 is not the expected one
+ * (`sha256.expected`, 32 bytes per block, in the ranges' order; every range
+ * starts on a block boundary), or undefined when all match.
+ */
+const shaMismatch = (plain, ranges, sha256) => {
+  const { blockSize, expected } = sha256
+  let k = 0
+  for (const [start, end, position] of ranges) {
+    for (let off = start; off < end; off += blockSize, k++) {
+      const block = plain.subarray(off, Math.min(off + blockSize, end))
+      const sha = () => hash("sha256", block, "buffer")
+      const actual = isZero(block) ? onceForZeros(`sha256 ${block.length}`, sha) : sha()
+      const want = expected.subarray(k * 32, k * 32 + 32)
+      if (Buffer.compare(actual, want) !== 0) {
+        const hex = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
+        return { block: (position + off - start) / blockSize, expected: hex(want), actual: hex(actual) }
+      }
+    }
+  }
+  return undefined
+}
+
+/**
  * Objects of a restore in one message, each at its own offset `at` of the
  * slot: all are read and decompressed into their places, their md5s taken
  * together, then each is checked and only then its visible `ranges`
@@ -200,10 +230,15 @@ const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
   const md5s = md5sOf(decoded)
   const outcomes = []
   for (const [i, plain] of decoded.entries()) {
-    const { expectedLength, expectedMd5, ranges } = objects[i]
+    const { expectedLength, expectedMd5, ranges, sha256 } = objects[i]
     const checked = { md5: md5s[i], length: plain.length }
     if (plain.length !== expectedLength || checked.md5 !== expectedMd5) {
       outcomes.push({ ...checked, ok: false })
+      break
+    }
+    const mismatch = sha256 === undefined ? undefined : shaMismatch(plain, ranges, sha256)
+    if (mismatch !== undefined) {
+      outcomes.push({ shaMismatch: mismatch })
       break
     }
     try {

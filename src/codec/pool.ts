@@ -177,6 +177,8 @@ export interface RestoreObjectJob {
   readonly expectedMd5: string
   /** [start, end) within the object, written at `position` of the target */
   readonly ranges: ReadonlyArray<readonly [start: number, end: number, position: number]>
+  /** check each sha block of the ranges (which start on block boundaries) against these digests, 32 bytes each, in order */
+  readonly sha256?: { readonly blockSize: number; readonly expected: Uint8Array }
 }
 
 export interface RestoreJob {
@@ -193,6 +195,8 @@ export type RestoreOutcome =
   /** decompressed and checked; written only when both match */
   | { readonly _tag: "Checked"; readonly md5: string; readonly length: number }
   | { readonly _tag: "Failed"; readonly stage: "read" | "decompress" | "write"; readonly code: string | undefined; readonly reason: string }
+  /** its md5 matched, but sha block `block` of the volume did not: nothing of it was written */
+  | { readonly _tag: "ShaMismatch"; readonly block: number; readonly expected: string; readonly actual: string }
 
 interface OutcomeReply {
   readonly md5?: string
@@ -200,6 +204,7 @@ interface OutcomeReply {
   readonly stage?: "read" | "decompress" | "write"
   readonly code?: string
   readonly error?: string
+  readonly shaMismatch?: { readonly block: number; readonly expected: string; readonly actual: string }
 }
 
 /**
@@ -225,7 +230,9 @@ export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<Re
             (reply.outcomes ?? []).map((o): RestoreOutcome =>
               o.stage !== undefined
                 ? { _tag: "Failed", stage: o.stage, code: o.code, reason: o.error ?? "failed" }
-                : { _tag: "Checked", md5: o.md5!, length: o.length! }
+                : o.shaMismatch !== undefined
+                  ? { _tag: "ShaMismatch", ...o.shaMismatch }
+                  : { _tag: "Checked", md5: o.md5!, length: o.length! }
             )
           )
     ),
