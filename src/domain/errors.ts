@@ -56,15 +56,19 @@ export class CatalogError extends Data.TaggedError("CatalogError")<{
   }
 }
 
-/** A decompressed object does not hash to the md5 recorded in the metadata. */
+/**
+ * A decompressed object does not hash to the md5 recorded in the metadata,
+ * or (`digest: "sha256"`) one of its sha blocks not to the sha256 list's.
+ */
 export class IntegrityError extends Data.TaggedError("IntegrityError")<{
   readonly backupId: string
   readonly object: string
   readonly expected: string
   readonly actual: string
+  readonly digest?: "md5" | "sha256"
 }> {
   override get message() {
-    return `backup ${this.backupId}: object ${this.object} is corrupt (md5 ${this.actual}, expected ${this.expected})`
+    return `backup ${this.backupId}: object ${this.object} is corrupt (${this.digest ?? "md5"} ${this.actual}, expected ${this.expected})`
   }
 }
 

@@ -48,8 +48,8 @@ export interface RestoreOptions extends ProgressOptions, LeaseOptions {
 }
 
 /** Small objects share a worker job: at most GROUP_OBJECTS of them, in a slot of at least GROUP_BYTES. */
-const GROUP_OBJECTS = 64
-const GROUP_BYTES = 8 * 1024 * 1024
+export const GROUP_OBJECTS = 64
+export const GROUP_BYTES = 8 * 1024 * 1024
 
 /** The slot size a set of objects needs. */
 export const largestObject = (objects: ReadonlyArray<{ readonly length: number }>) =>
@@ -78,18 +78,17 @@ export const backupChain = (record: BackupRecord) =>
     return chain.reverse()
   })
 
-/** An object whose decompressed length or md5 is not what its backup's metadata says. */
+/** The error for an object whose decompressed length or md5 is not what its backup's metadata says. */
+export const integrityError = (backupId: string, object: DataObject, actual: { readonly md5: string; readonly length: number }) =>
+  new IntegrityError({
+    backupId,
+    object: object.name,
+    expected: `${object.md5} (${object.length} bytes)`,
+    actual: `${actual.md5} (${actual.length} bytes)`
+  })
+
 const checkIntegrity = (backupId: string, object: DataObject, actual: { readonly md5: string; readonly length: number }) =>
-  actual.length === object.length && actual.md5 === object.md5
-    ? Effect.void
-    : Effect.fail(
-        new IntegrityError({
-          backupId,
-          object: object.name,
-          expected: `${object.md5} (${object.length} bytes)`,
-          actual: `${actual.md5} (${actual.length} bytes)`
-        })
-      )
+  actual.length === object.length && actual.md5 === object.md5 ? Effect.void : Effect.fail(integrityError(backupId, object, actual))
 
 /**
  * Fetches, decompresses and verifies one object into `slot` (at least as long
@@ -163,18 +162,28 @@ const restoreGroup = (
 ): Effect.Effect<void, RestoreGroupError, ObjectStore> =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
-    const jobs: Array<RestoreObjectJob> = []
-    let at = 0
-    for (const { plan, object, visible } of group) {
-      const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
-      const { container } = yield* locate(plan.record)
-      const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
-      const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
-      const ranges = visible.map((range) => [range.start - object.offset, range.end - object.offset, range.start] as const)
-      const sha256 = shaCheck === undefined ? {} : { sha256: digestsFor(shaCheck, ranges) }
-      jobs.push({ algorithm, source, at, expectedLength: object.length, expectedMd5: object.md5, ranges, ...sha256 })
-      at += object.length
+    // Each object's place in the slot, then their sources: a remote store's objects fetched a few at once.
+    const places: Array<number> = []
+    let next = 0
+    for (const { object } of group) {
+      places.push(next)
+      next += object.length
     }
+    const jobs = yield* Effect.forEach(
+      group,
+      ({ plan, object, visible }, i) =>
+        Effect.gen(function* () {
+          const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
+          const { container } = yield* locate(plan.record)
+          const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
+          const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
+          const ranges = visible.map((range) => [range.start - object.offset, range.end - object.offset, range.start] as const)
+          const sha256 = shaCheck === undefined ? {} : { sha256: digestsFor(shaCheck, ranges) }
+          return { algorithm, source, at: places[i]!, expectedLength: object.length, expectedMd5: object.md5, ranges, ...sha256 } satisfies RestoreObjectJob
+        }),
+      { concurrency: store.defaults.concurrency }
+    )
+    const at = next
     if (at > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for ${at} bytes of objects`)
     const outcomes = yield* restoreInWorker({ objects: jobs, into: slot, fd: target.fd, sparse: target.sparse })
     for (const [i, outcome] of outcomes.entries()) {
@@ -191,8 +200,9 @@ const restoreGroup = (
         return yield* new IntegrityError({
           backupId: plan.record.id,
           object: object.name,
-          expected: `sha256 ${outcome.expected} for sha block ${block} (offset ${block * shaCheck!.blockSize}) as the sha256 file lists`,
-          actual: `sha256 ${outcome.actual}`
+          digest: "sha256",
+          expected: `${outcome.expected} for sha block ${block} (offset ${block * shaCheck!.blockSize}), as the sha256 file lists`,
+          actual: outcome.actual
         })
       }
       yield* checkIntegrity(plan.record.id, object, outcome)
@@ -275,10 +285,9 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
     // An object holds a slot from its fetch until it is written: memory stays
     // at `concurrency` objects (plus their compressed bytes) whatever the volume.
-    // Where workers read the objects themselves, small ones share a job; a
-    // slot then holds at least a few MiB of them, even when every object is small.
-    const grouped = store.localPath !== undefined
-    const slotSize = Math.max(largestObject(placed.map((p) => p.object)), grouped ? GROUP_BYTES : 0)
+    // Small objects share a job (one worker round trip and side-by-side md5s
+    // for up to 64 of them); a slot then holds at least a few MiB of them.
+    const slotSize = Math.max(largestObject(placed.map((p) => p.object)), GROUP_BYTES)
     const slots = yield* makeSlotPool(slotSize, concurrency)
     // The visible ranges of different objects never overlap, so objects are
     // written in any order, by positional writes. One fsync at the end makes
@@ -288,7 +297,7 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     // Biggest jobs first (the writes need no order): the small ones then fill
     // the workers' gaps at the end instead of one big object running alone.
     const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
-    const groups = groupPlacements(placements, slots.size, grouped ? GROUP_OBJECTS : 1).sort((a, b) => jobBytes(b) - jobBytes(a))
+    const groups = groupPlacements(placements, slots.size, GROUP_OBJECTS).sort((a, b) => jobBytes(b) - jobBytes(a))
     yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
         (group) =>

@@ -15,9 +15,12 @@ import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
 import { checkLayout, placeChain, volumeSizeOf } from "./layout.js"
-import { checkObjectList, readMetadata, readSha256File } from "./objects.js"
+import { checkObjectList, locate, readMetadata, readSha256File } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { backupChain, fetchObject, largestObject } from "./restore.js"
+import { backupChain, fetchObject, GROUP_BYTES, GROUP_OBJECTS, groupPlacements, integrityError, largestObject } from "./restore.js"
+import { restoreInWorker, type RestoreObjectJob } from "../codec/pool.js"
+import { decompressionFailed, recordedAlgorithm } from "../codec/codec.js"
+import type { ObjectStore as Store } from "../store/ObjectStore.js"
 
 export interface Problem {
   readonly backupId: string
@@ -106,6 +109,78 @@ const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyA
   }
 }
 
+interface Item extends DataObject {
+  readonly plan: { readonly record: BackupRecord; readonly metadata: BackupMetadata; readonly objects: ReadonlyArray<DataObject> }
+}
+
+/**
+ * Checks `items` through codec worker jobs that decompress them into `slot`
+ * and take their md5s, writing nothing. Each checked object's bytes go to
+ * `onChecked` while the slot still holds them; every failure to `onProblem`,
+ * and the check goes on with the next object.
+ */
+const checkGroup = (
+  items: ReadonlyArray<Item>,
+  slot: Uint8Array,
+  onChecked: (object: Item, data: Uint8Array) => void,
+  onProblem: (object: Item, error: { readonly message: string }) => void
+): Effect.Effect<void, never, ObjectStore> =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    let rest = items
+    while (rest.length > 0) {
+      const jobs: Array<RestoreObjectJob> = []
+      const inJob: Array<Item> = []
+      let at = 0
+      for (const object of rest) {
+        const source = yield* Effect.either(jobSource(store, object))
+        if (Either.isLeft(source)) {
+          onProblem(object, source.left)
+          continue
+        }
+        jobs.push({ ...source.right, at, expectedLength: object.length, expectedMd5: object.md5, ranges: [] })
+        inJob.push(object)
+        at += object.length
+      }
+      if (jobs.length === 0) return
+      const outcomes = yield* restoreInWorker({ objects: jobs, into: slot, fd: -1, sparse: false })
+      rest = []
+      for (const [i, outcome] of outcomes.entries()) {
+        const object = inJob[i]!
+        const data = slot.subarray(jobs[i]!.at, jobs[i]!.at + object.length)
+        if (outcome._tag === "Checked" && outcome.length === object.length && outcome.md5 === object.md5) {
+          onChecked(object, data)
+          continue
+        }
+        rest = inJob.slice(i + 1)
+        if (outcome._tag === "Failed" && outcome.stage === "read") {
+          // The worker could not read the file: the store's own read says why, typed (or reads it after all).
+          const fetched = yield* Effect.either(fetchObject(object.plan.record, object.plan.metadata, object, slot))
+          if (Either.isRight(fetched)) onChecked(object, fetched.right)
+          else onProblem(object, fetched.left)
+          break
+        }
+        const failed = outcome._tag === "Failed"
+            ? decompressionFailed(object.compression ?? "none", outcome.reason, object.name)
+            : outcome._tag === "Checked"
+              ? integrityError(object.plan.record.id, object, outcome)
+              : { message: "unexpected sha256 outcome" }
+        onProblem(object, failed)
+        break
+      }
+    }
+  })
+
+/** How a worker gets an object: its file, or its bytes from the store. */
+const jobSource = (store: Store, object: Item) =>
+  Effect.gen(function* () {
+    const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
+    const { container } = yield* locate(object.plan.record)
+    const path = store.localPath?.(container, object.name)
+    const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, object.plan.metadata.extra_metadata) }
+    return { algorithm, source }
+  })
+
 export const verify = (backupId: string, options: VerifyOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
@@ -165,38 +240,32 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     // A missing or corrupt visible object leaves a hole: the sha comparison is given up.
     let shaUsable = checker !== undefined
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
-    const slots = yield* makeSlotPool(largestObject(ordered), concurrency)
-    yield* Stream.fromIterable(ordered).pipe(
+    const slots = yield* makeSlotPool(Math.max(largestObject(ordered), GROUP_BYTES), concurrency)
+    const onChecked = (object: Item, data: Uint8Array) => {
+      bytesChecked += data.length
+      if (shaUsable) {
+        for (const range of visible.get(object) ?? []) {
+          checker?.push(range.start, data.subarray(range.start - object.offset, range.end - object.offset))
+        }
+      }
+    }
+    const onProblem = (object: Item, error: { readonly message: string }) => {
+      problems.push({ backupId: object.plan.record.id, object: object.name, problem: error.message })
+      if (visible.has(object)) shaUsable = false
+    }
+    // Small objects share a worker job, as in a restore: a backup of many small objects is checked in few round trips.
+    const groups = groupPlacements(ordered.map((object) => ({ object })), slots.size, GROUP_OBJECTS)
+    yield* Stream.fromIterable(groups).pipe(
       Stream.mapEffect(
-        (object) =>
-          Effect.flatMap(slots.take, (slot) =>
-            fetchObject(object.plan.record, object.plan.metadata, object, slot).pipe(
-              Effect.map((data) => ({ object, data })),
-              Effect.mapError((error) => ({ object, error })),
-              Effect.tapError(() => slots.give(slot)),
-              Effect.either
-            )
-          ),
-        { concurrency }
+        (group) =>
+          Effect.acquireUseRelease(
+            slots.take,
+            (slot) => checkGroup(group.map((g) => g.object), slot, onChecked, onProblem),
+            slots.give
+          ).pipe(Effect.as(group)),
+        { concurrency, unordered: true }
       ),
-      Stream.runForEach((result) =>
-        Effect.suspend(() => {
-          if (Either.isLeft(result)) {
-            const { object, error } = result.left
-            problems.push({ backupId: object.plan.record.id, object: object.name, problem: error.message })
-            if (visible.has(object)) shaUsable = false
-            return Effect.void
-          }
-          const { object, data } = result.right
-          bytesChecked += data.length
-          if (shaUsable) {
-            for (const range of visible.get(object) ?? []) {
-              checker?.push(range.start, data.subarray(range.start - object.offset, range.end - object.offset))
-            }
-          }
-          return Effect.zipRight(slots.give(data), progress.advance(object.length))
-        })
-      )
+      Stream.runForEach((group) => progress.advance(group.reduce((sum, g) => sum + g.object.length, 0), group.length))
     )
     if (shaUsable) checker?.end()
     yield* progress.finish
