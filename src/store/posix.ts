@@ -4,12 +4,17 @@
  * (default `id[0:2]/id[2:4]/id`, mode 0770), objects are files (mode 0660).
  * Writes go to a hidden temp file, are fsynced, then renamed into place, so a
  * reader never sees half an object and a crash leaves no partial object.
+ * Nothing is read or written outside the root: objects are opened without
+ * following links and must be regular files, and a container whose path
+ * leaves the root through a link is refused.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Exit, Layer } from "effect"
 import { randomBytes } from "node:crypto"
-import { join } from "node:path"
+import { constants, realpathSync, type Stats } from "node:fs"
+import { open, rmdir } from "node:fs/promises"
+import { dirname, join } from "node:path"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
 import { make, ObjectStore, utcStamp } from "./ObjectStore.js"
 
@@ -38,6 +43,41 @@ const classify =
 
 const isNotFound = (error: PlatformError) => error._tag === "SystemError" && error.reason === "NotFound"
 
+const TRANSIENT_ERRNOS = ["EBUSY", "ETIMEDOUT", "EAGAIN", "EWOULDBLOCK"]
+
+/** `classify` for node:fs's own errors (the reads that bypass FileSystem). */
+const classifyErrno =
+  (operation: string, container: string, object: string) =>
+  (error: NodeJS.ErrnoException): StoreError | StoreUnavailable => {
+    const fields = { operation, container, object, reason: error.message }
+    return TRANSIENT_ERRNOS.includes(error.code ?? "") ? new StoreUnavailable(fields) : new StoreError(fields)
+  }
+
+/** Whether `real` is `realRoot` itself or below it (both resolved). */
+const isWithin = (realRoot: string, real: string) =>
+  real === realRoot || real.startsWith(realRoot.endsWith("/") ? realRoot : `${realRoot}/`)
+
+const kindOf = (stat: Stats) =>
+  stat.isDirectory() ? "a directory" : stat.isFIFO() ? "a FIFO" : stat.isSocket() ? "a socket" : "a device or special file"
+
+const notRegularFile = (container: string, object: string, what: string) =>
+  new StoreError({ operation: "read", container, object, reason: `it is ${what}, not a regular file (links are not followed)` })
+
+// O_NOFOLLOW: a link as the last component fails with ELOOP instead of being
+// followed; O_NONBLOCK: a planted FIFO cannot hang the open.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+
+/** The bytes of the regular file at `path`, or what else it is. */
+const readRegularFile = async (path: string, signal: AbortSignal): Promise<Uint8Array | string> => {
+  const handle = await open(path, READ_FLAGS)
+  try {
+    const stat = await handle.stat()
+    return stat.isFile() ? await handle.readFile({ signal }) : kindOf(stat)
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Why `object` cannot be a posix object's file name (one path segment), if it cannot. */
 const segmentProblem = (object: string): string | undefined =>
   object.includes("/")
@@ -57,6 +97,63 @@ export const makePosix = (options: PosixStoreOptions) =>
     const dirOf = (container: string) => join(options.root, container)
     const pathOf = (container: string, object: string) => join(options.root, container, object)
 
+    /** The resolved path, or undefined when nothing is there. */
+    const realPathIfAny = (operation: string, container: string) => (path: string) =>
+      fs.realPath(path).pipe(
+        Effect.map((real): string | undefined => real),
+        Effect.catchIf(isNotFound, () => Effect.succeed(undefined)),
+        Effect.mapError(classify(operation, container))
+      )
+
+    /**
+     * Fails unless the deepest existing directory on `container`'s path
+     * resolves inside the root (which may itself be a link): a planted link
+     * of the container, or of a parent such as `ab/`, must not lead reads or
+     * writes out of it. Missing parts are checked through their nearest
+     * existing parent, so ensureContainer cannot create through a link.
+     * Time of check to time of use: a directory swapped for a link between
+     * this check and the open, mkdir or rename that follows is not caught;
+     * closing that needs openat2(RESOLVE_BENEATH) or an fd-relative walk,
+     * which node:fs does not offer. The last component of an object is safe
+     * regardless: reads use O_NOFOLLOW, writes O_EXCL and rename.
+     */
+    const checkInsideRoot = (operation: string, container: string) =>
+      Effect.gen(function* () {
+        const realRoot = yield* realPathIfAny(operation, container)(options.root)
+        // No root yet: nothing below it can be a link.
+        if (realRoot === undefined) return
+        const segments = container.split("/")
+        for (let depth = segments.length; depth > 0; depth--) {
+          const path = join(options.root, ...segments.slice(0, depth))
+          const real = yield* realPathIfAny(operation, container)(path)
+          if (real === undefined) continue
+          if (isWithin(realRoot, real)) return
+          return yield* new StoreError({ operation, container, reason: `${path} resolves to ${real}, outside the store root ${realRoot}` })
+        }
+      })
+
+    /** localPath's synchronous check: the container exists and resolves inside the root. */
+    const isInsideRootSync = (container: string) => {
+      try {
+        return isWithin(realpathSync.native(options.root), realpathSync.native(dirOf(container)))
+      } catch {
+        return false
+      }
+    }
+
+    const readObject = (container: string, object: string) =>
+      Effect.tryPromise({
+        try: (signal) => readRegularFile(pathOf(container, object), signal),
+        catch: (error) => error as NodeJS.ErrnoException
+      }).pipe(
+        Effect.catchAll((error) =>
+          error.code === "ENOENT"
+            ? Effect.flatMap(mustExist(container), () => Effect.fail(new ObjectNotFound({ container, object })))
+            : Effect.fail(error.code === "ELOOP" ? notRegularFile(container, object, "a symbolic link") : classifyErrno("read", container, object)(error))
+        ),
+        Effect.flatMap((result) => (typeof result === "string" ? Effect.fail(notRegularFile(container, object, result)) : Effect.succeed(result)))
+      )
+
     const mustExist = (container: string) =>
       fs.exists(dirOf(container)).pipe(
         Effect.mapError(classify("stat", container)),
@@ -65,6 +162,40 @@ export const makePosix = (options: PosixStoreOptions) =>
           () => new ContainerNotFound({ container })
         )
       )
+
+    /**
+     * The directories a deleted backup leaves, deepest first, when `container`
+     * is the default one of the backup with `prefix` (`id[0:2]/id[2:4]/id`,
+     * one per backup): the container and its parents below the root. Any
+     * other container may be shared or made by hand, and stays.
+     */
+    const ownDirectories = (container: string, prefix: string): Array<string> => {
+      const id = container.split("/").at(-1)!
+      const own = container === join(id.slice(0, 2), id.slice(2, 4), id) && prefix.endsWith(`_backup_${id}`)
+      if (!own || options.createContainers === false) return []
+      const dirs: Array<string> = []
+      for (let dir = container; dir !== "."; dir = dirname(dir)) dirs.push(dir)
+      return dirs
+    }
+
+    /**
+     * rmdir each while it is empty, stopping at the first that is not (or
+     * cannot go): rmdir refuses a non-empty directory atomically, so an `ab/`
+     * parent that a concurrent backup has just created a container in stays.
+     */
+    const removeEmptyDirectories = (dirs: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        for (const dir of dirs) {
+          const gone = yield* Effect.tryPromise({
+            try: () => rmdir(join(options.root, dir)),
+            catch: (error) => error as NodeJS.ErrnoException
+          }).pipe(
+            Effect.as(true),
+            Effect.catchAll((error) => Effect.succeed(error.code === "ENOENT"))
+          )
+          if (!gone) return
+        }
+      })
 
     // Durability of the rename itself: fsync the directory entry.
     const syncDirectory = (dir: string) =>
@@ -108,46 +239,56 @@ export const makePosix = (options: PosixStoreOptions) =>
       extraMetadata: () => undefined,
       ensureContainer: (container) =>
         Effect.gen(function* () {
+          yield* checkInsideRoot("create", container)
           const dir = dirOf(container)
           if (yield* fs.exists(dir)) return
           if (options.createContainers === false) return yield* new ContainerNotFound({ container })
-          yield* fs.makeDirectory(dir, { recursive: true })
+          // Once more if a parent vanished meanwhile: deleting a backup removes an `ab/` left empty.
+          yield* fs.makeDirectory(dir, { recursive: true }).pipe(Effect.retry({ times: 1, while: isNotFound }))
+          // Again, before the chmod: what was created must be where it was meant to be.
+          yield* checkInsideRoot("create", container)
           yield* fs.chmod(dir, 0o770)
         }).pipe(Effect.catchTag("BadArgument", "SystemError", (e) => Effect.fail(classify("create", container)(e)))),
       list: (container, prefix) =>
-        fs.readDirectory(dirOf(container)).pipe(
-          Effect.map((names) => names.filter((name) => name.startsWith(prefix) && !name.startsWith(TEMP_PREFIX)).sort()),
-          Effect.mapError((error) =>
-            isNotFound(error) ? new ContainerNotFound({ container }) : classify("list", container)(error)
+        Effect.zipRight(
+          checkInsideRoot("list", container),
+          fs.readDirectory(dirOf(container)).pipe(
+            Effect.map((names) => names.filter((name) => name.startsWith(prefix) && !name.startsWith(TEMP_PREFIX)).sort()),
+            Effect.mapError((error) =>
+              isNotFound(error) ? new ContainerNotFound({ container }) : classify("list", container)(error)
+            )
           )
         ),
       put: (container, object, bytes) =>
-        Effect.zipRight(checkObjectSegment(object), writeAtomically(container, object, bytes)),
+        checkObjectSegment(object).pipe(
+          Effect.zipRight(checkInsideRoot("write", container)),
+          Effect.zipRight(writeAtomically(container, object, bytes))
+        ),
       get: (container, object) =>
+        checkObjectSegment(object).pipe(Effect.zipRight(checkInsideRoot("read", container)), Effect.zipRight(readObject(container, object))),
+      // Undefined unless the container is inside the root: the restore then reads through `get`, whose error is typed.
+      localPath: (container, object) =>
+        segmentProblem(object) === undefined && isInsideRootSync(container) ? pathOf(container, object) : undefined,
+      removeLeftovers: (container, prefix) =>
         Effect.zipRight(
-          checkObjectSegment(object),
-          fs.readFile(pathOf(container, object)).pipe(
-            Effect.catchIf(isNotFound, () =>
-              Effect.flatMap(mustExist(container), () => Effect.fail(new ObjectNotFound({ container, object })))
-            ),
-            Effect.mapError((error) => ("_tag" in error && (error._tag === "SystemError" || error._tag === "BadArgument") ? classify("read", container, object)(error) : error))
+          checkInsideRoot("list", container),
+          fs.readDirectory(dirOf(container)).pipe(
+            Effect.map((names) => names.filter((name) => name.startsWith(TEMP_PREFIX + prefix))),
+            Effect.tap((names) => Effect.forEach(names, (name) => Effect.ignore(fs.remove(join(dirOf(container), name))), { discard: true })),
+            Effect.map((names) => names.length),
+            Effect.catchIf(isNotFound, () => Effect.succeed(0)),
+            Effect.mapError(classify("list", container)),
+            Effect.tap(() => removeEmptyDirectories(ownDirectories(container, prefix)))
           )
         ),
-      localPath: (container, object) => (segmentProblem(object) === undefined ? pathOf(container, object) : undefined),
-      removeLeftovers: (container, prefix) =>
-        fs.readDirectory(dirOf(container)).pipe(
-          Effect.map((names) => names.filter((name) => name.startsWith(TEMP_PREFIX + prefix))),
-          Effect.tap((names) => Effect.forEach(names, (name) => Effect.ignore(fs.remove(join(dirOf(container), name))), { discard: true })),
-          Effect.map((names) => names.length),
-          Effect.catchIf(isNotFound, () => Effect.succeed(0)),
-          Effect.mapError(classify("list", container))
-        ),
       delete: (container, object) =>
-        Effect.zipRight(
-          checkObjectSegment(object),
-          fs.remove(pathOf(container, object)).pipe(
-            Effect.catchIf(isNotFound, () => Effect.void),
-            Effect.mapError(classify("delete", container, object))
+        checkObjectSegment(object).pipe(
+          Effect.zipRight(checkInsideRoot("delete", container)),
+          Effect.zipRight(
+            fs.remove(pathOf(container, object)).pipe(
+              Effect.catchIf(isNotFound, () => Effect.void),
+              Effect.mapError(classify("delete", container, object))
+            )
           )
         )
     })
