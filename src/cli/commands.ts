@@ -15,7 +15,7 @@ import { startWorkers } from "../codec/pool.js"
 import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
-import { cleanup } from "../driver/cleanup.js"
+import { cleanup, type CleanupAction } from "../driver/cleanup.js"
 import type { LeaseOptions } from "../driver/lease.js"
 import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
@@ -143,6 +143,9 @@ const restoreCommand = Command.make(
     backupId: backupIdArg,
     target: Args.text({ name: "target" }).pipe(Args.withDescription("file (created if missing) or block device")),
     fresh: Options.boolean("new").pipe(Options.withDescription("the target is new and zeroed: keep it sparse")),
+    skipSha256: Options.boolean("no-verify-sha256").pipe(
+      Options.withDescription("check objects by md5 only, as Cinder does (default: every block is also checked against the backup's sha256 list before it is written)")
+    ),
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects fetched at once (default: the store's)"), Options.optional)
   },
   (args) =>
@@ -151,11 +154,12 @@ const restoreCommand = Command.make(
         const view = makeProgressView({ json: options.json })
         const result = yield* restore(args.backupId, resolve(args.target), {
           volumeIsNew: args.fresh,
+          verifySha256: !args.skipSha256,
           ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
           ...view.options,
           ...options.lease
         })
-        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}`)
+        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
       })
     )
 ).pipe(Command.withDescription("restore a backup and its chain into a file or device"))
@@ -274,17 +278,21 @@ const verifyCommand = Command.make(
     )
 ).pipe(Command.withDescription("check a backup's chain, objects and md5s (and with --full its sha256 list) without writing"))
 
+const cleanupLine = (a: CleanupAction) =>
+  a.failure === undefined
+    ? `${a.backupId}: ${a.was} -> ${a.now} (${a.objectsDeleted} objects deleted)`
+    : `${a.backupId}: ${a.was} -> ${a.now}, objects still to delete (${a.failure.message}); run cleanup again`
+
 const cleanupCommand = Command.make("cleanup", {}, () =>
   withServices((options) =>
-    Effect.flatMap(cleanup(options.lease), (actions) =>
-      print(
-        options,
-        actions,
-        actions.length === 0
-          ? "nothing to clean up"
-          : actions.map((a) => `${a.backupId}: ${a.was} -> ${a.now} (${a.objectsDeleted} objects deleted)`).join("\n")
-      )
-    )
+    Effect.gen(function* () {
+      const actions = yield* cleanup(options.lease)
+      const json = actions.map(({ failure, ...a }) => (failure === undefined ? a : { ...a, pending: failure.message }))
+      yield* print(options, json, actions.length === 0 ? "nothing to clean up" : actions.map(cleanupLine).join("\n"))
+      // What is still pending exits as the store error it met (9, or 10 when transient).
+      const pending = actions.find((a) => a.failure !== undefined)
+      if (pending?.failure !== undefined) return yield* Effect.fail(pending.failure)
+    })
   )
 ).pipe(Command.withDescription("settle backups, restores and deletes whose process died (also run before every backup)"))
 

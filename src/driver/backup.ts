@@ -21,8 +21,10 @@ import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/re
 import { cinderTimestamp, encodeDocument, encodeSha256File } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
-import { dataObjectName, deleteObjects, metadataName, readSha256File, sha256Name } from "./objects.js"
-import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
+import { dataObjectName, metadataName, readSha256File, sha256Name } from "./objects.js"
+import { claim, holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
+import { finishFailedBackup, pendingDeletion } from "./cleanup.js"
+import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, type DigestList } from "./digests.js"
 import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
@@ -169,7 +171,8 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             { concurrency }
           ),
           Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
-            all.push(...entries)
+            // A loop, not push(...entries): a chunk can have more runs than a call takes arguments.
+            for (const entry of entries) all.push(entry)
             return all
           })
         )
@@ -226,31 +229,33 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
       const running = yield* Effect.fork(body)
       return yield* Effect.raceFirst(Fiber.join(running), cancelled).pipe(Effect.onExit(() => Fiber.interrupt(running)))
     }).pipe(Effect.scoped)
-    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause))))
+    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause, options))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
 
-/** After a failed, cancelled or interrupted backup: delete its objects, then mark the record. */
-const cleanUp = (backupId: string, cause: Cause.Cause<unknown>) =>
+/**
+ * After a failed, cancelled or interrupted backup: delete its objects, then
+ * mark the record, holding its lease meanwhile (as cleanup does). A failed
+ * backup ends `error`; a cancelled one (the record left `creating` for
+ * `deleting`) ends `deleted`. Objects that cannot be deleted leave the record
+ * `error_deleting`, which the next cleanup finishes.
+ */
+const cleanUp = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOptions) =>
   Effect.gen(function* () {
-    const catalog = yield* BackupCatalog
-    const record = yield* catalog.get(backupId)
+    const record = yield* (yield* BackupCatalog).get(backupId)
     // Interrupted after it was marked available: the backup is complete, keep it.
     if (record.status === "available") return
-    // If the objects cannot be deleted, the record still must not stay `creating`.
-    const leftover = yield* deleteObjects(record).pipe(
-      Effect.as(""),
-      Effect.catchAll((e) => Effect.succeed(`; its objects could not all be deleted (${e.message}), run cleanup or delete`))
-    )
+    if (record.status === "deleting" || record.status === "deleted") {
+      if (yield* claim(backupId, ["deleting", "deleted"], "deleting", options)) yield* finishDelete(backupId, options)
+      return
+    }
     const failure = Cause.failureOption(cause)
-    const wasCancelled = Option.isSome(failure) && (failure.value as { _tag?: string })._tag === "BackupCancelled"
-    if (wasCancelled) {
-      yield* catalog.transition(backupId, ["deleting", "deleted"], "deleted")
-    } else {
-      const reason = Option.match(failure, {
-        onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
-        onSome: (e) => (e instanceof Error ? e.message : String(e))
-      })
-      yield* catalog.transition(backupId, ["creating"], "error", reason + leftover)
+    const reason = Option.match(failure, {
+      onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
+      onSome: (e) => (e instanceof Error ? e.message : String(e))
+    })
+    // Claimed with the mark, so a cleanup finds the objects if deleting them fails here.
+    if (yield* claim(backupId, ["creating"], "error_deleting", options, pendingDeletion(reason))) {
+      yield* finishFailedBackup(backupId, options)
     }
   }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 

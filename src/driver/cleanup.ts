@@ -1,43 +1,175 @@
 /**
- * Cleanup after processes that died: records still `creating`, `deleting`
- * or `restoring` whose lease ran out. An abandoned backup loses its objects
- * and becomes `error`; an abandoned delete is finished; an abandoned restore
- * hands the backup back as `available` (the store was only read).
+ * Cleanup: settles every record a killed or failed process can leave, until
+ * no object in the store belongs to no usable backup.
+ *
+ * - `creating`, lease run out: an abandoned backup; its objects are deleted
+ *   and it ends `error`.
+ * - `deleting`, lease run out: an abandoned delete; finished, `deleted`.
+ * - `restoring`, lease run out: handed back `available` (the store was only read).
+ * - `error_deleting`, no live lease: objects still to delete. Either a failed
+ *   backup whose objects could not be deleted (its fail_reason carries the
+ *   pending-deletion mark, see `pendingDeletion`), which ends `error`, or a
+ *   delete that failed or was abandoned (Cinder's error_deleting), which is
+ *   deleted again and ends `deleted`.
+ *
+ * Each record is claimed with a lease (`claim`) and the lease held while its
+ * objects go, so two cleanups never work on one record, a live process is
+ * never overtaken, and a cleanup killed midway leaves a record whose lease
+ * runs out and that the next cleanup resumes. A record whose objects cannot
+ * be deleted (store down) stays `error_deleting` and is reported; the next
+ * cleanup retries it.
  */
 import { Effect } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
-import { leaseExpired, type LeaseOptions } from "./lease.js"
+import type { BackupNotFound, CatalogError } from "../domain/errors.js"
+import type { BackupRecord, BackupStatus } from "../domain/record.js"
+import type { StoreFailure } from "../store/errors.js"
+import type { ObjectStore } from "../store/ObjectStore.js"
+import { finishDelete } from "./delete.js"
+import { claim, holdLease, leaseExpired, leaseLive, release, type LeaseOptions } from "./lease.js"
 import { deleteObjects } from "./objects.js"
 
 export interface CleanupAction {
   readonly backupId: string
   readonly was: string
+  /** the status it is left in */
   readonly now: string
   readonly objectsDeleted: number
+  /** set when its objects could not all be deleted: the record waits for the next cleanup */
+  readonly failure?: StoreFailure
 }
+
+/**
+ * The mark in fail_reason of an `error_deleting` record that is a failed
+ * backup (not a failed delete): the status says objects remain, the mark says
+ * the record ends `error` once they are gone. Kept in fail_reason because a
+ * delete overwrites it (a failed delete writes its own reason), so a record
+ * someone asked to delete never keeps the mark.
+ */
+const PENDING = "; its objects are pending deletion"
+
+/** The fail_reason of a failed backup whose objects are still to be deleted. */
+export const pendingDeletion = (reason: string, failure?: { readonly message: string }) =>
+  `${reason}${PENDING}${failure === undefined ? "" : ` (deleting them failed: ${failure.message})`}; cleanup deletes them`
+
+const isPendingDeletion = (failReason: string | null) => failReason?.includes(PENDING) === true
+
+/** The backup's own failure, without the pending-deletion note. */
+const failureOf = (failReason: string | null) => {
+  const reason = failReason ?? "failed"
+  const at = reason.indexOf(PENDING)
+  return at === -1 ? reason : reason.slice(0, at)
+}
+
+const ABANDONED = "abandoned: the process running it stopped (its lease expired)"
+
+/**
+ * Records left by versions before the mark. A failed backup whose objects
+ * could not be deleted ended `error`, its fail_reason saying so. A cleanup
+ * killed while deleting left `error_deleting` with the ABANDONED reason, for
+ * an abandoned backup and an abandoned delete alike: one with no objects
+ * counted never became available and ends `error`, the others `deleted`.
+ */
+const LEGACY_LEFTOVERS = "; its objects could not all be deleted ("
+const isLegacyFailedBackup = (record: BackupRecord) =>
+  (record.status === "error" && record.fail_reason?.includes(LEGACY_LEFTOVERS) === true) ||
+  (record.status === "error_deleting" && record.fail_reason === ABANDONED && record.object_count === 0)
+const legacyFailure = (failReason: string) => failReason.split(LEGACY_LEFTOVERS)[0]!
+
+/**
+ * Deletes the objects of a failed backup the caller has claimed in status
+ * `error_deleting` (fail_reason marked by `pendingDeletion`), holding its
+ * lease; then `error` with the backup's own failure. On a store failure it
+ * stays `error_deleting`, the reason saying why, and the failure is returned.
+ */
+export const finishFailedBackup = (backupId: string, options: LeaseOptions = {}) =>
+  Effect.gen(function* () {
+    const catalog = yield* BackupCatalog
+    yield* holdLease(backupId, options)
+    const record = yield* catalog.get(backupId)
+    const reason = failureOf(record.fail_reason)
+    const deleted = yield* deleteObjects(record).pipe(
+      Effect.tapError((e) =>
+        catalog.update(backupId, (r) => (r.status === "error_deleting" ? { ...r, fail_reason: pendingDeletion(reason, e) } : r))
+      )
+    )
+    yield* catalog.transition(backupId, ["error_deleting"], "error", reason)
+    return deleted
+  }).pipe(Effect.scoped)
+
+/** What cleanup does with a record: the claim to make, and the work that settles it. */
+interface Plan {
+  readonly from: BackupStatus
+  readonly to: BackupStatus
+  readonly failReason?: string
+  readonly ends: BackupStatus
+  readonly finish: (
+    backupId: string,
+    options: LeaseOptions
+  ) => Effect.Effect<number, StoreFailure | BackupNotFound | CatalogError, BackupCatalog | ObjectStore>
+}
+
+const planFor = (record: BackupRecord, now: Date, options: LeaseOptions): Plan | undefined => {
+  const failedBackup = (failReason?: string): Plan => ({
+    from: record.status, to: "error_deleting", ends: "error", finish: finishFailedBackup,
+    ...(failReason === undefined ? {} : { failReason })
+  })
+  const redelete: Plan = { from: record.status, to: "deleting", ends: "deleted", finish: finishDelete }
+  switch (record.status) {
+    case "creating":
+      return leaseExpired(record, now, options) ? failedBackup(pendingDeletion(ABANDONED)) : undefined
+    case "deleting":
+      return leaseExpired(record, now, options) ? redelete : undefined
+    case "error_deleting":
+      if (leaseLive(record, now)) return undefined
+      if (isPendingDeletion(record.fail_reason)) return failedBackup()
+      return isLegacyFailedBackup(record) ? failedBackup(pendingDeletion(ABANDONED)) : redelete
+    case "error":
+      return isLegacyFailedBackup(record) && !leaseLive(record, now)
+        ? failedBackup(pendingDeletion(legacyFailure(record.fail_reason!)))
+        : undefined
+    default:
+      return undefined
+  }
+}
+
+const isStoreFailure = (error: StoreFailure | BackupNotFound | CatalogError): error is StoreFailure =>
+  error._tag !== "BackupNotFound" && error._tag !== "CatalogError"
+
+/** Claims `record` by `plan` and settles it; undefined when another process got it first. */
+const settle = (record: BackupRecord, plan: Plan, options: LeaseOptions) =>
+  Effect.gen(function* () {
+    if (!(yield* claim(record.id, [plan.from], plan.to, options, plan.failReason))) return undefined
+    const base = { backupId: record.id, was: record.status }
+    return yield* plan.finish(record.id, options).pipe(
+      Effect.map((objectsDeleted): CleanupAction => ({ ...base, now: plan.ends, objectsDeleted })),
+      // A store failure is this record's, and is reported; a catalog failure stops the cleanup.
+      Effect.catchIf(isStoreFailure, (failure) => left(base, failure))
+    )
+  })
+
+/** The action for a record whose objects are still there, in the status the failure left it. */
+const left = (base: { readonly backupId: string; readonly was: string }, failure: StoreFailure) =>
+  Effect.map(
+    Effect.flatMap(BackupCatalog, (catalog) => catalog.get(base.backupId)),
+    (record): CleanupAction => ({ ...base, now: record.status, objectsDeleted: 0, failure })
+  )
 
 export const cleanup = (options: LeaseOptions = {}) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const now = new Date()
-    const stale = (yield* catalog.list()).filter(
-      (r) => (r.status === "creating" || r.status === "deleting" || r.status === "restoring") && leaseExpired(r, now, options)
-    )
     const actions: Array<CleanupAction> = []
-    for (const record of stale) {
+    for (const record of yield* catalog.list()) {
       if (record.status === "restoring") {
-        if (yield* catalog.transition(record.id, ["restoring"], "available")) {
+        if (leaseExpired(record, now, options) && (yield* release(record.id, ["restoring"], "available"))) {
           actions.push({ backupId: record.id, was: "restoring", now: "available", objectsDeleted: 0 })
         }
         continue
       }
-      // Claim it first, so two cleanups never work on the same record.
-      const target = record.status === "creating" ? "error" : "deleted"
-      const reason = "abandoned: the process running it stopped (its lease expired)"
-      if (!(yield* catalog.transition(record.id, [record.status], "error_deleting", reason))) continue
-      const deleted = yield* deleteObjects(record)
-      yield* catalog.transition(record.id, ["error_deleting"], target, reason)
-      actions.push({ backupId: record.id, was: record.status, now: target, objectsDeleted: deleted })
+      const plan = planFor(record, now, options)
+      const action = plan === undefined ? undefined : yield* settle(record, plan, options)
+      if (action !== undefined) actions.push(action)
     }
     return actions
   }).pipe(Effect.withSpan("chunked-backup.cleanup"))

@@ -6,6 +6,7 @@ import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
 import { InvalidBackup, UnsupportedVersion } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { decodeMetadata, decodeSha256File } from "../format/documents.js"
+import { someOf } from "../format/untrusted.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 
 export const metadataName = (prefix: string) => `${prefix}_metadata`
@@ -78,8 +79,8 @@ export const checkObjectList = (record: BackupRecord, metadata: BackupMetadata) 
     const extra = stored.filter((name) => !expectedSet.has(name))
     if (missing.length > 0 || extra.length > 0 || expected.length !== expectedSet.size) {
       const parts = [
-        missing.length > 0 ? `missing ${missing.join(", ")}` : "",
-        extra.length > 0 ? `unexpected ${extra.join(", ")}` : "",
+        missing.length > 0 ? `missing ${someOf(missing)}` : "",
+        extra.length > 0 ? `unexpected ${someOf(extra)}` : "",
         expected.length !== expectedSet.size ? "duplicate names in metadata" : ""
       ].filter((part) => part !== "")
       return yield* new InvalidBackup({

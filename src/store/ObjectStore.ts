@@ -50,9 +50,11 @@ export interface ObjectStoreBackend {
   /** Deleting a missing object succeeds. */
   readonly delete: (container: string, object: string) => Effect.Effect<void, StoreFailure>
   /**
-   * Removes what interrupted writes of objects under `prefix` left behind
-   * (posix temp files of a killed process); for stores whose writes leave
-   * nothing, absent. Returns how many were removed.
+   * Called once a backup's objects under `prefix` are deleted: removes what
+   * its writes left behind, the temp files of interrupted writes and, where
+   * the container is the backup's own (posix's default `id[0:2]/id[2:4]/id`),
+   * that container and its parents while they are empty. For stores whose
+   * writes leave nothing, absent. Returns how many temp files were removed.
    */
   readonly removeLeftovers?: (container: string, prefix: string) => Effect.Effect<number, StoreFailure>
   /**

@@ -281,7 +281,8 @@ describe("a failed backup whose clean-up fails too", () => {
         )
         expect(typedFailure(exit)._tag).toBe("StoreError")
         const record = yield* (yield* BackupCatalog).get("b")
-        expect(record.status).toBe("error")
+        // Its objects could not be deleted: error_deleting until a cleanup deletes them.
+        expect(record.status).toBe("error_deleting")
         expect(record.fail_reason).toContain("-00003")
       })
     ).pipe(

@@ -467,7 +467,7 @@ describe("Cinder's backups restore here", () => {
         // chunk 3: the short last block
         expect(incr.object_count).toBe(INCR_OBJECTS)
         const restored = yield* fromPromise(() => ourRestoreOfCinder(c))
-        expect(restored.incrResult).toEqual({ backupId: incr.id, bytes: VOLUME_SIZE, backups: 2 })
+        expect(restored.incrResult).toEqual({ backupId: incr.id, bytes: VOLUME_SIZE, backups: 2, sha256Checked: true })
         expectSameBytes(read(restored.incrTarget), EDITED, `${c.compression} incremental restored into a new file`)
         expectSameBytes(read(restored.fullTarget), BASE, `${c.compression} full restored into a new file`)
         expect(restored.incrPuts).toEqual(metasFor(c))
