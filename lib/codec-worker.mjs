@@ -1,6 +1,6 @@
 // A codec worker thread (src/codec/pool.ts sends the jobs), one message per
 // job: "hash" (SHA-256 of every sha block of a chunk), "compress" (md5 and
-// compression of an object), "decompress" (into a slot or a new buffer, with
+// compression of an object; "compressMany" of several), "decompress" (into a slot or a new buffer, with
 // md5) and "restore" (read, decompress, check and write objects of a
 // restore). Same codec settings as src/codec/codec.ts. Plain JavaScript so
 // that it runs the same from the TypeScript sources (tests) and from dist/.
@@ -253,6 +253,30 @@ const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
   parentPort.postMessage({ id, outcomes })
 }
 
+/**
+ * md5 and compression of one piece: the reply (md5; the compressed bytes, or
+ * raw when compressing did not shrink it) and the buffers to transfer.
+ */
+const compressPiece = async (algorithm, data) => {
+  let digest, bytes
+  if (isZero(data)) {
+    const once = await onceForZeros(`${algorithm} ${data.length}`, () => compressOne(algorithm, data))
+    // A copy: the remembered bytes must stay here.
+    ;({ digest } = once)
+    bytes = once.compressed === null ? null : copyOf(once.compressed)
+  } else {
+    const fresh = await compressOne(algorithm, data)
+    digest = fresh.digest
+    bytes = fresh.compressed === null ? null : transferable(fresh.compressed)
+  }
+  if (bytes === null) {
+    return isShared(data)
+      ? { reply: { md5: digest, raw: true }, transfer: [] }
+      : { reply: { md5: digest, raw: true, bytes: data }, transfer: [data.buffer] }
+  }
+  return { reply: { md5: digest, raw: false, bytes }, transfer: [bytes.buffer] }
+}
+
 // Shared data (a chunk slot) is worked on in place and never sent back.
 parentPort.on("message", async (message) => {
   const { id, op, algorithm, data, expectedLength, blockSize, into } = message
@@ -263,22 +287,18 @@ parentPort.on("message", async (message) => {
       const digests = shaBlocks(data, blockSize)
       parentPort.postMessage({ id, digests }, [digests.buffer])
     } else if (op === "compress") {
-      let digest, bytes
-      if (isZero(data)) {
-        const once = await onceForZeros(`${algorithm} ${data.length}`, () => compressOne(algorithm, data))
-        // A copy: the remembered bytes must stay here.
-        ;({ digest } = once)
-        bytes = once.compressed === null ? null : copyOf(once.compressed)
-      } else {
-        const fresh = await compressOne(algorithm, data)
-        digest = fresh.digest
-        bytes = fresh.compressed === null ? null : transferable(fresh.compressed)
+      const { reply, transfer } = await compressPiece(algorithm, data)
+      parentPort.postMessage({ id, ...reply }, transfer)
+    } else if (op === "compressMany") {
+      // Several small pieces (views of one slot) in one message: one round trip for all of them.
+      const replies = []
+      const transfer = []
+      for (const piece of message.pieces) {
+        const one = await compressPiece(algorithm, piece)
+        replies.push(one.reply)
+        transfer.push(...one.transfer)
       }
-      if (bytes === null) {
-        parentPort.postMessage({ id, md5: digest, raw: true, bytes: isShared(data) ? undefined : data }, isShared(data) ? [] : [data.buffer])
-      } else {
-        parentPort.postMessage({ id, md5: digest, raw: false, bytes }, [bytes.buffer])
-      }
+      parentPort.postMessage({ id, pieces: replies }, transfer)
     } else {
       // Into the caller's slot when given one, else into a buffer sent back.
       const target = into === undefined ? new Uint8Array(expectedLength) : into.subarray(0, Math.min(into.length, expectedLength))

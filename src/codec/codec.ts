@@ -13,7 +13,7 @@ import type * as ZstdBinding from "zstd-napi/binding.js"
 import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
 import { CompressionError } from "../domain/errors.js"
 import { bz2 } from "./native.js"
-import { compressInWorker, decompressInWorker } from "./pool.js"
+import { compressInWorker, compressManyInWorker, decompressInWorker } from "./pool.js"
 
 // A CommonJS module whose exports Node's ESM loader cannot name statically.
 const { getFrameContentSize } = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding
@@ -116,6 +116,16 @@ export const prepareObject = (
 ): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
   compressInWorker(compression.algorithm, data).pipe(
     Effect.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 })),
+    Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
+  )
+
+/** `prepareObject` for several pieces of one slot, in one worker job. */
+export const prepareObjects = (
+  compression: Compression,
+  pieces: ReadonlyArray<Uint8Array>
+): Effect.Effect<Array<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }>, CompressionError> =>
+  compressManyInWorker(compression.algorithm, pieces).pipe(
+    Effect.map((results) => results.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 }))),
     Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
   )
 

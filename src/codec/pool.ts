@@ -37,6 +37,8 @@ interface Reply {
   readonly outcomes?: ReadonlyArray<OutcomeReply>
   /** hash: the SHA-256 of each block, 32 bytes each */
   readonly digests?: Uint8Array
+  /** compressMany: each piece's reply, in order */
+  readonly pieces?: ReadonlyArray<{ readonly md5: string; readonly raw: boolean; readonly bytes?: Uint8Array }>
 }
 
 const findWorkerScript = (): string => {
@@ -140,6 +142,18 @@ export const compressInWorker = (algorithm: string, data: Uint8Array): Effect.Ef
     md5: reply.md5!,
     raw: reply.raw === true
   }))
+
+/**
+ * md5 and compression of several pieces of one slot (views of shared memory)
+ * in one worker job: the pieces of a slot of many small chunks cost one
+ * round trip, not one each. A piece stored raw comes back as itself.
+ */
+export const compressManyInWorker = (algorithm: string, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<Array<CodecResult>, string> =>
+  pieces.some((piece) => !isShared(piece))
+    ? Effect.dieMessage("compressManyInWorker: every piece must be in shared memory (a slot)")
+    : Effect.map(call({ op: "compressMany", algorithm, pieces }, new Uint8Array(0)), (reply) =>
+        reply.pieces!.map((one, i) => ({ bytes: one.raw ? pieces[i]! : one.bytes!, md5: one.md5, raw: one.raw }))
+      )
 
 /** The SHA-256 of every `blockSize` block of `data`, 32 bytes each, in a worker; pass a slot to avoid a copy. */
 export const hashInWorker = (data: Uint8Array, blockSize: number) =>

@@ -11,7 +11,7 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { prepareObject } from "../codec/codec.js"
+import { prepareObject, prepareObjects } from "../codec/codec.js"
 import { hashInWorker, poolSize, startWorkers } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
@@ -47,6 +47,30 @@ export interface BackupOptions extends ProgressOptions, LeaseOptions {
 interface Piece {
   readonly offset: number
   readonly data: Uint8Array
+}
+
+/** Slots of small chunks hold several of them, up to this many bytes. */
+const SLOT_BYTES = 4 * 1024 * 1024
+/** A compression batch: at most this many pieces, of at most this many bytes in all (a bigger piece goes alone). */
+const BATCH_PIECES = 64
+const BATCH_BYTES = 1024 * 1024
+
+/** Consecutive pieces in batches for one worker job each (see BATCH_PIECES). */
+const compressionBatches = <P extends { readonly piece: Piece }>(named: ReadonlyArray<P>): Array<Array<P>> => {
+  const batches: Array<Array<P>> = []
+  let open: Array<P> | undefined
+  let bytes = 0
+  for (const item of named) {
+    const length = item.piece.data.length
+    if (open !== undefined && open.length < BATCH_PIECES && bytes + length <= BATCH_BYTES) {
+      open.push(item)
+      bytes += length
+    } else {
+      batches.push((open = [item]))
+      bytes = length
+    }
+  }
+  return batches
 }
 
 /** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
@@ -136,42 +160,66 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
 
       const body = Effect.gen(function* () {
         const progress = yield* makeProgress("backup", backupId, record.volume_size_bytes, options)
-        const digests = makeDigestList(chunkSize / shaBlockSize)
+        // Small chunks are read several to a slot, hashed in one job and
+        // compressed in batches: a backup of many small objects then costs a
+        // few worker round trips per slot, not two per object.
+        const chunksPerSlot = Math.max(1, Math.floor(SLOT_BYTES / chunkSize))
+        const slotSize = Math.min(chunksPerSlot * chunkSize, record.volume_size_bytes)
+        const blocksPerChunk = chunkSize / shaBlockSize
+        const digests = makeDigestList(Math.ceil(slotSize / shaBlockSize))
         let objectIndex = 0
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
-        // A chunk holds its slot from being read until its objects are stored:
-        // at most `concurrency` chunks (plus their compressed copies) in memory.
-        const slots = yield* makeSlotPool(Math.min(chunkSize, record.volume_size_bytes), concurrency)
-        const writePiece = (piece: Piece, name: string) =>
+        // A slot holds its chunks from being read until their objects are stored:
+        // at most `concurrency` slots (plus their compressed copies) in memory.
+        const slots = yield* makeSlotPool(slotSize, concurrency)
+        const writeBatch = (batch: ReadonlyArray<{ readonly piece: Piece; readonly name: string }>) =>
           Effect.gen(function* () {
-            const { algorithm, bytes, md5 } = yield* prepareObject(compression, piece.data)
-            yield* store.put(container, name, bytes, extra)
-            return { [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } }
+            const prepared =
+              batch.length === 1 ? [yield* prepareObject(compression, batch[0]!.piece.data)] : yield* prepareObjects(compression, batch.map((b) => b.piece.data))
+            return yield* Effect.forEach(
+              batch,
+              ({ piece, name }, i) => {
+                const { algorithm, bytes, md5 } = prepared[i]!
+                // Objects count as they are stored (Cinder's every-N-objects rhythm); their slot's bytes when it is done.
+                return store.put(container, name, bytes, extra).pipe(
+                  Effect.zipRight(progress.advance(0, 1)),
+                  Effect.as({ [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } })
+                )
+              },
+              { concurrency }
+            )
           })
         let bytesRead = 0
         const objects = yield* readChunks(volumePath, slots).pipe(
           // Hashing runs in the codec workers, on the slot in place.
-          Stream.mapEffect((chunk) => Effect.map(hashInWorker(chunk.data, shaBlockSize), (chunkDigests) => ({ chunk, chunkDigests })), {
+          Stream.mapEffect((slot) => Effect.map(hashInWorker(slot.data, shaBlockSize), (slotDigests) => ({ slot, slotDigests })), {
             concurrency: poolSize()
           }),
-          Stream.map(({ chunk, chunkDigests }) => {
-            bytesRead += chunk.data.length
+          Stream.map(({ slot, slotDigests }) => {
+            bytesRead += slot.data.length
             const first = digests.count()
-            digests.push(chunkDigests)
-            const pieces = parentHashes === undefined ? [chunk] : changedRuns(chunk, digests, parentHashes, first, shaBlockSize)
+            digests.push(slotDigests)
+            const pieces: Array<Piece> = []
+            for (let j = 0; j * chunkSize < slot.data.length; j++) {
+              const chunk = { offset: slot.offset + j * chunkSize, data: slot.data.subarray(j * chunkSize, (j + 1) * chunkSize) }
+              if (parentHashes === undefined) pieces.push(chunk)
+              else for (const run of changedRuns(chunk, digests, parentHashes, first + j * blocksPerChunk, shaBlockSize)) pieces.push(run)
+            }
             // Numbered here, in volume order, whatever finishes first below.
-            return { chunk, named: pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) })) }
+            const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
+            return { slot, batches: compressionBatches(named) }
           }),
           Stream.mapEffect(
-            ({ chunk, named }) =>
-              Effect.forEach(named, ({ piece, name }) => writePiece(piece, name), { concurrency: "unbounded" }).pipe(
-                Effect.zipLeft(slots.give(chunk.data)),
-                Effect.tap(() => progress.advance(chunk.data.length, named.length))
+            ({ slot, batches }) =>
+              Effect.forEach(batches, writeBatch, { concurrency: "unbounded" }).pipe(
+                Effect.map((entries) => entries.flat()),
+                Effect.zipLeft(slots.give(slot.data)),
+                Effect.tap(() => progress.advance(slot.data.length, 0))
               ),
             { concurrency }
           ),
           Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
-            // A loop, not push(...entries): a chunk can have more runs than a call takes arguments.
+            // A loop, not push(...entries): a slot can have more objects than a call takes arguments.
             for (const entry of entries) all.push(entry)
             return all
           })
