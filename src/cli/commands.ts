@@ -10,9 +10,9 @@ import { Config, Console, Duration, Effect, Option } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"
 import { resolve } from "node:path"
-import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
 import { startWorkers } from "../codec/pool.js"
-import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
+import { InvalidRequest, VerificationFailed, VolumeError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
 import { cleanup, type CleanupAction } from "../driver/cleanup.js"
@@ -66,11 +66,35 @@ const recordJson = (record: BackupRecord) => ({
 const print = (options: GlobalOptions, json: unknown, text: string) =>
   Console.log(options.json ? JSON.stringify(json) : text)
 
+/**
+ * When the command is interrupted (Ctrl-C, SIGTERM), after the program's own
+ * clean-up ran: one line on stderr saying what was stopped and what is left,
+ * from the record's status then.
+ */
+const reportInterruption = (backupId: string, say: (status: string) => string) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.onInterrupt(self, () =>
+      Effect.flatMap(BackupCatalog, (catalog) => catalog.get(backupId)).pipe(
+        Effect.map((record) => say(record.status)),
+        Effect.orElseSucceed(() => say("unknown")),
+        Effect.flatMap((line) => Effect.sync(() => process.stderr.write(`\n${line}\n`)))
+      )
+    )
+
+const afterInterruptedBackup = (backupId: string) => (status: string) =>
+  status === "error" || status === "deleted"
+    ? `backup ${backupId} interrupted: the objects it wrote were deleted; its record is ${status}`
+    : `backup ${backupId} interrupted: its record is ${status}; objects it wrote are left for \`chunked-backup cleanup\``
+
 /** A stable volume id for a path, so `--incremental` finds earlier backups of the same volume. */
-const volumeIdFor = (path: string) => {
-  const digest = createHash("sha256").update(`chunked-backup:${realpathSync(path)}`).digest("hex")
-  return `${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`
-}
+const volumeIdFor = (path: string) =>
+  Effect.try({
+    try: () => createHash("sha256").update(`chunked-backup:${realpathSync(path)}`).digest("hex"),
+    catch: (e) =>
+      new VolumeError({ path, reason: (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : e instanceof Error ? e.message : String(e) })
+  }).pipe(
+    Effect.map((digest) => `${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`)
+  )
 
 const newestAvailable = (volumeId: string) =>
   Effect.flatMap(BackupCatalog, (catalog) => catalog.list({ volumeId })).pipe(
@@ -85,7 +109,8 @@ const newestAvailable = (volumeId: string) =>
 const backupCommand = Command.make(
   "backup",
   {
-    volume: Args.file({ name: "volume", exists: "yes" }).pipe(Args.withDescription("image file or block device to back up")),
+    // Not Args.file: it accepts regular files only, and a block device is a volume too.
+    volume: Args.text({ name: "volume" }).pipe(Args.withDescription("image file or block device to back up")),
     volumeId: Options.text("volume-id").pipe(Options.withDescription("volume UUID (default: derived from the volume's path)"), Options.optional),
     backupId: Options.text("backup-id").pipe(Options.withDescription("backup UUID (default: a new one)"), Options.optional),
     name: Options.text("name").pipe(Options.optional),
@@ -102,7 +127,7 @@ const backupCommand = Command.make(
     withCodecServices((options) =>
       Effect.gen(function* () {
         const volumePath = resolve(args.volume)
-        const volumeId = Option.getOrElse(args.volumeId, () => volumeIdFor(volumePath))
+        const volumeId = Option.isSome(args.volumeId) ? args.volumeId.value : yield* volumeIdFor(volumePath)
         if (args.incremental && Option.isSome(args.parent)) {
           return yield* new InvalidRequest({ reason: "use either --incremental or --parent, not both" })
         }
@@ -110,9 +135,10 @@ const backupCommand = Command.make(
         yield* cleanup(options.lease)
         const parentId = args.incremental ? yield* newestAvailable(volumeId) : Option.getOrNull(args.parent)
         const view = makeProgressView({ json: options.json })
+        const backupId = Option.getOrElse(args.backupId, () => randomUUID())
         const record = yield* backup(
           {
-            id: Option.getOrElse(args.backupId, () => randomUUID()),
+            id: backupId,
             volume_id: volumeId,
             parent_id: parentId,
             display_name: Option.getOrNull(args.name),
@@ -129,7 +155,7 @@ const backupCommand = Command.make(
             ...options.lease,
             ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) })
           }
-        )
+        ).pipe(reportInterruption(backupId, afterInterruptedBackup(backupId)))
         yield* print(options, recordJson(record), record.id)
       })
     )
@@ -158,7 +184,9 @@ const restoreCommand = Command.make(
           ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
           ...view.options,
           ...options.lease
-        })
+        }).pipe(
+          reportInterruption(args.backupId, (status) => `restore of ${args.backupId} interrupted: ${args.target} holds a partial volume; the backup is ${status}`)
+        )
         yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
       })
     )
@@ -166,8 +194,11 @@ const restoreCommand = Command.make(
 
 const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
-    Effect.flatMap(deleteBackup(args.backupId), (result) =>
-      print(options, result, `deleted ${args.backupId} (${result.objectsDeleted} objects)`)
+    Effect.flatMap(
+      deleteBackup(args.backupId).pipe(
+        reportInterruption(args.backupId, (status) => `delete of ${args.backupId} interrupted: its record is ${status}; run delete again, or cleanup once its lease runs out`)
+      ),
+      (result) => print(options, result, `deleted ${args.backupId} (${result.objectsDeleted} objects)`)
     )
   )
 ).pipe(Command.withDescription("delete a backup that no incremental depends on"))
@@ -218,11 +249,13 @@ const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =
 const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
     Effect.gen(function* () {
-      const record = yield* (yield* BackupCatalog).get(args.backupId)
+      const catalog = yield* BackupCatalog
+      const record = yield* catalog.get(args.backupId)
       if (record.status !== "available") {
         return yield* new InvalidRequest({ reason: `backup ${args.backupId} is ${record.status}; only available backups can be exported` })
       }
-      const exported = exportRecord(record, (yield* ObjectStore).defaults.service)
+      const dependents = yield* dependentsOf(catalog, record.id)
+      const exported = exportRecord(record, (yield* ObjectStore).defaults.service, dependents.length)
       yield* print(options, exported, cinderTable([["backup_service", exported.backup_service], ["backup_url", exported.backup_url]]))
     })
   )
@@ -267,7 +300,7 @@ const verifyCommand = Command.make(
           full: args.full,
           ...view.options,
           ...options.lease
-        })
+        }).pipe(reportInterruption(args.backupId, () => `verify of ${args.backupId} interrupted: nothing was changed`))
         const lines = report.problems.map((p) => `problem: backup ${p.backupId}${p.object === undefined ? "" : ` object ${p.object}`}: ${p.problem}`)
         const summary = `${report.problems.length === 0 ? "ok" : "FAILED"}: ${report.backups} backup(s), ${report.objectsChecked} objects, ${formatBytes(report.bytesChecked)} checked${report.full ? ", sha256 list checked" : ""}`
         yield* print(options, report, [...lines, summary].join("\n"))

@@ -31,6 +31,9 @@ export const exitCodes = {
   VerificationFailed: 16
 } as const
 
+/** 128 + the signal's number, as shells report a command a signal stopped: 130 for SIGINT, 143 for SIGTERM. */
+export const signalExitCode = (signal: NodeJS.Signals | undefined): number => (signal === "SIGTERM" ? 143 : 130)
+
 export interface Outcome {
   readonly code: number
   readonly message: string

@@ -145,7 +145,8 @@ describe("CLI end to end", () => {
         expect((yield* cli(["backup"], env)).code).toBe(exitCodes.usage)
         expect((yield* cli(["frobnicate"], env)).code).toBe(exitCodes.usage)
         expect((yield* cli(["backup", volume, "--chunk-size", "lots"], env)).code).toBe(exitCodes.usage)
-        expect((yield* cli(["backup", join(dir, "missing.img")], env)).code).toBe(exitCodes.usage)
+        // A missing volume is a volume error that names it, as a missing device would be.
+        expect((yield* cli(["backup", join(dir, "missing.img")], env)).code).toBe(exitCodes.VolumeError)
         const sizes = yield* cli(["backup", volume, "--chunk-size", "1000", "--sha-block-size", "512"], env)
         expect(sizes.code).toBe(exitCodes.InvalidRequest)
         expect(sizes.stderr).toContain("not a multiple")
