@@ -340,6 +340,16 @@ export const backup = (
     const catalog = yield* BackupCatalog
     const info = yield* volumeInfo(volumePath)
     if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })
+    // Cinder refuses an incremental on another volume's backup; so do we, before any record exists.
+    if (fields.parent_id !== undefined && fields.parent_id !== null) {
+      // A missing parent is runBackup's to report (InvalidBackup, the record ends error), as before.
+      const parent = yield* catalog.get(fields.parent_id).pipe(Effect.catchTag("BackupNotFound", () => Effect.succeed(undefined)))
+      if (parent !== undefined && parent.volume_id !== fields.volume_id) {
+        return yield* new InvalidRequest({
+          reason: `backup ${parent.id} is of volume ${parent.volume_id}, not ${fields.volume_id}: an incremental needs a parent of the same volume`
+        })
+      }
+    }
     const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
     yield* catalog.create(newBackupRecord({ volume_size_bytes: info.size, ...fields, created_at: createdAt, status: "creating" }))
     yield* refuseConcurrent(fields.id, fields.volume_id, options)

@@ -20,7 +20,8 @@ export interface ExportedRecord {
   readonly backup_url: string
 }
 
-export const exportRecord = (record: BackupRecord, service: string): ExportedRecord => {
+/** `dependents`: how many live incrementals name it as their parent (Cinder's num_dependent_backups). */
+export const exportRecord = (record: BackupRecord, service: string, dependents = 0): ExportedRecord => {
   const fields = {
     // Cinder's chunked drivers export no driver info; ours carries the exact
     // volume size, which Cinder ignores on import.
@@ -43,7 +44,7 @@ export const exportRecord = (record: BackupRecord, service: string): ExportedRec
     object_count: record.object_count,
     temp_volume_id: null,
     temp_snapshot_id: null,
-    num_dependent_backups: 0,
+    num_dependent_backups: dependents,
     snapshot_id: null,
     data_timestamp: isoTime(record.created_at),
     restore_volume_id: null,
