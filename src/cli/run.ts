@@ -9,6 +9,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect } from "effect"
 import { command } from "./commands.js"
 import { outcomeOf } from "./errors.js"
+import { wantsPlainOutput, withPlainConsole } from "./plainConsole.js"
 
 const globalFlags = new Set(["--json", "--verbose"])
 const globalWithValue = new Set(["--repo", "--store", "--catalog"])
@@ -37,6 +38,7 @@ export const hoistGlobalOptions = (argv: ReadonlyArray<string>): ReadonlyArray<s
 
 export const run = (argv: ReadonlyArray<string>) =>
   Command.run(command, { name: "chunked-backup", version: "0.1.0" })(hoistGlobalOptions(argv)).pipe(
+    (program) => (wantsPlainOutput() ? withPlainConsole(program) : program),
     Effect.catchAllCause((cause) =>
       Effect.sync(() => {
         const { code, message } = outcomeOf(cause)
