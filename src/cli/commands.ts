@@ -21,10 +21,14 @@ import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
 import { metadataName } from "../driver/objects.js"
 import { restore } from "../driver/restore.js"
+import { volumeInfo } from "../driver/volume.js"
 import { exportRecord, importRecord } from "../format/record.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { servicesFor, type GlobalOptions } from "./environment.js"
 import { formatBytes, makeProgressView } from "./progressView.js"
+import { resolveBackupId } from "./backupId.js"
+import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
+import { cinderTable, table } from "./tables.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -44,18 +48,23 @@ const root = Command.make("chunked-backup", {
   verbose: Options.boolean("verbose").pipe(Options.withDescription("show error causes and stack traces"))
 })
 
-/** Runs `program` on the services the global options name. */
-const withServices = <A, E>(program: (options: GlobalOptions & { readonly lease: LeaseOptions }) => Effect.Effect<A, E, BackupCatalog | ObjectStore | FileSystem.FileSystem>) =>
+type Program<A, E> = (options: GlobalOptions & { readonly lease: LeaseOptions }) => Effect.Effect<A, E, BackupCatalog | ObjectStore | FileSystem.FileSystem>
+
+/**
+ * Runs `program` on the services the global options name. Only commands that
+ * add backups (`create`) make a missing repository; the others say it is not there.
+ */
+const withServices = <A, E>(program: Program<A, E>, { create = false }: { readonly create?: boolean } = {}) =>
   Effect.gen(function* () {
     const options = yield* root
     // Tests shorten leases to see a killed process's record cleaned up quickly.
     const leaseSeconds = yield* Config.integer("CHUNKED_BACKUP_LEASE_SECONDS").pipe(Config.withDefault(30))
-    const layer = yield* servicesFor(options)
+    const layer = yield* servicesFor(options, { create })
     return yield* Effect.provide(program({ ...options, lease: { leaseDuration: Duration.seconds(leaseSeconds) } }), layer)
   })
 
 /** For commands that compress or hash: the codec workers start loading while the services open. */
-const withCodecServices: typeof withServices = (program) => Effect.zipRight(startWorkers, withServices(program))
+const withCodecServices: typeof withServices = (program, how) => Effect.zipRight(startWorkers, withServices(program, how))
 
 const recordJson = (record: BackupRecord) => ({
   ...record,
@@ -65,26 +74,6 @@ const recordJson = (record: BackupRecord) => ({
 
 const print = (options: GlobalOptions, json: unknown, text: string) =>
   Console.log(options.json ? JSON.stringify(json) : text)
-
-/**
- * When the command is interrupted (Ctrl-C, SIGTERM), after the program's own
- * clean-up ran: one line on stderr saying what was stopped and what is left,
- * from the record's status then.
- */
-const reportInterruption = (backupId: string, say: (status: string) => string) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.onInterrupt(self, () =>
-      Effect.flatMap(BackupCatalog, (catalog) => catalog.get(backupId)).pipe(
-        Effect.map((record) => say(record.status)),
-        Effect.orElseSucceed(() => say("unknown")),
-        Effect.flatMap((line) => Effect.sync(() => process.stderr.write(`\n${line}\n`)))
-      )
-    )
-
-const afterInterruptedBackup = (backupId: string) => (status: string) =>
-  status === "error" || status === "deleted"
-    ? `backup ${backupId} interrupted: the objects it wrote were deleted; its record is ${status}`
-    : `backup ${backupId} interrupted: its record is ${status}; objects it wrote are left for \`chunked-backup cleanup\``
 
 /** A stable volume id for a path, so `--incremental` finds earlier backups of the same volume. */
 const volumeIdFor = (path: string) =>
@@ -157,11 +146,13 @@ const backupCommand = Command.make(
           }
         ).pipe(reportInterruption(backupId, afterInterruptedBackup(backupId)))
         yield* print(options, recordJson(record), record.id)
-      })
+      }),
+      { create: true }
     )
 ).pipe(Command.withDescription("back up a volume (full, or incremental with --incremental/--parent)"))
 
-const backupIdArg = Args.text({ name: "backup-id" })
+const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
+
 
 const restoreCommand = Command.make(
   "restore",
@@ -177,44 +168,70 @@ const restoreCommand = Command.make(
   (args) =>
     withCodecServices((options) =>
       Effect.gen(function* () {
+        const backupId = yield* resolveBackupId(args.backupId)
         const view = makeProgressView({ json: options.json })
-        const result = yield* restore(args.backupId, resolve(args.target), {
+        const result = yield* restore(backupId, resolve(args.target), {
           volumeIsNew: args.fresh,
           verifySha256: !args.skipSha256,
           ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
           ...view.options,
           ...options.lease
         }).pipe(
-          reportInterruption(args.backupId, (status) => `restore of ${args.backupId} interrupted: ${args.target} holds a partial volume; the backup is ${status}`)
+          reportInterruption(backupId, (status) => `restore of ${backupId} interrupted: ${args.target} holds a partial volume; the backup is ${status}`)
         )
-        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${args.backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
+        // Cinder leaves a larger volume's tail as it was; say so, as a script may not expect it.
+        const target = yield* Effect.option(volumeInfo(resolve(args.target)))
+        if (Option.isSome(target) && target.value.size > result.bytes) {
+          yield* Effect.sync(() =>
+            process.stderr.write(`warning: ${args.target} holds ${target.value.size} bytes; the ${target.value.size - result.bytes} bytes past the volume's end (${result.bytes}) were left as they were\n`)
+          )
+        }
+        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
       })
     )
 ).pipe(Command.withDescription("restore a backup and its chain into a file or device"))
 
 const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
-    Effect.flatMap(
-      deleteBackup(args.backupId).pipe(
-        reportInterruption(args.backupId, (status) => `delete of ${args.backupId} interrupted: its record is ${status}; run delete again, or cleanup once its lease runs out`)
-      ),
-      (result) => print(options, result, `deleted ${args.backupId} (${result.objectsDeleted} objects)`)
-    )
+    Effect.gen(function* () {
+        const backupId = yield* resolveBackupId(args.backupId)
+      const result = yield* deleteBackup(backupId).pipe(
+        reportInterruption(backupId, (status) => `delete of ${backupId} interrupted: its record is ${status}; run delete again, or cleanup once its lease runs out`)
+      )
+      yield* print(options, result, `deleted ${backupId} (${result.objectsDeleted} objects)`)
+    })
   )
 ).pipe(Command.withDescription("delete a backup that no incremental depends on"))
 
 const listCommand = Command.make(
   "list",
-  { volumeId: Options.text("volume-id").pipe(Options.optional) },
+  {
+    volumeId: Options.text("volume-id").pipe(Options.withDescription("only this volume's backups"), Options.optional),
+    all: Options.boolean("all").pipe(Options.withDescription("also failed (error) and deleted backups")),
+    status: Options.text("status").pipe(Options.withDescription("only backups in this status (available, error, deleted, ...)"), Options.optional)
+  },
   (args) =>
     withServices((options) =>
       Effect.gen(function* () {
         const catalog = yield* BackupCatalog
-        const records = yield* catalog.list(Option.match(args.volumeId, { onNone: () => ({}), onSome: (volumeId) => ({ volumeId }) }))
-        const rows = records.map((r) =>
-          [r.id, r.status, r.parent_id === null ? "full" : `incr of ${r.parent_id.slice(0, 8)}`, formatBytes(r.volume_size_bytes), String(r.object_count), r.created_at.toISOString().slice(0, 19).replace("T", " "), r.display_name ?? ""].join("  ")
+        const listed = yield* catalog.list(Option.match(args.volumeId, { onNone: () => ({}), onSome: (volumeId) => ({ volumeId }) }))
+        // By default what a user can act on: no deleted records, no failed attempts.
+        const records = listed.filter((r) =>
+          Option.isSome(args.status) ? r.status === args.status.value : args.all || (r.status !== "deleted" && r.status !== "error")
         )
-        yield* print(options, records.map(recordJson), rows.length === 0 ? "no backups" : rows.join("\n"))
+        const rows = records.map((r) => [
+          r.id,
+          r.status,
+          r.parent_id === null ? "full" : `incr of ${r.parent_id.slice(0, 8)}`,
+          formatBytes(r.volume_size_bytes),
+          String(r.object_count),
+          r.created_at.toISOString().slice(0, 19).replace("T", " "),
+          r.display_name ?? ""
+        ])
+        const hidden = listed.length - records.length
+        const note = hidden > 0 && Option.isNone(args.status) && !args.all ? `\n(${hidden} failed or deleted not shown: --all)` : ""
+        const text = rows.length === 0 ? `no backups${note}` : table(["ID", "STATUS", "TYPE", "SIZE", "OBJECTS", "CREATED (UTC)", "NAME"], rows) + note
+        yield* print(options, records.map(recordJson), text)
       })
     )
 ).pipe(Command.withDescription("list backups, oldest first"))
@@ -222,7 +239,8 @@ const listCommand = Command.make(
 const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
     Effect.gen(function* () {
-      const record = recordJson(yield* (yield* BackupCatalog).get(args.backupId))
+        const backupId = yield* resolveBackupId(args.backupId)
+      const record = recordJson(yield* (yield* BackupCatalog).get(backupId))
       const text = Object.entries(record).map(([k, v]) => `${k.padEnd(20)} ${v ?? ""}`).join("\n")
       yield* print(options, record, text)
     })
@@ -232,16 +250,17 @@ const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
 const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
     Effect.gen(function* () {
+        const backupId = yield* resolveBackupId(args.backupId)
       const catalog = yield* BackupCatalog
       // A running backup stops when its record turns deleting; a restore when it leaves restoring.
-      if (yield* catalog.transition(args.backupId, ["creating"], "deleting")) {
-        return yield* print(options, { backupId: args.backupId, cancelled: "backup" }, `cancelling backup ${args.backupId}`)
+      if (yield* catalog.transition(backupId, ["creating"], "deleting")) {
+        return yield* print(options, { backupId: backupId, cancelled: "backup" }, `cancelling backup ${backupId}`)
       }
-      if (yield* catalog.transition(args.backupId, ["restoring"], "available")) {
-        return yield* print(options, { backupId: args.backupId, cancelled: "restore" }, `cancelling restore of ${args.backupId}`)
+      if (yield* catalog.transition(backupId, ["restoring"], "available")) {
+        return yield* print(options, { backupId: backupId, cancelled: "restore" }, `cancelling restore of ${backupId}`)
       }
-      const record = yield* catalog.get(args.backupId)
-      return yield* new InvalidRequest({ reason: `backup ${args.backupId} is ${record.status}: no backup or restore of it is running` })
+      const record = yield* catalog.get(backupId)
+      return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}: no backup or restore of it is running` })
     })
   )
 ).pipe(Command.withDescription("cancel a running backup or restore (from another process)"))
@@ -249,10 +268,11 @@ const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =
 const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
     Effect.gen(function* () {
+        const backupId = yield* resolveBackupId(args.backupId)
       const catalog = yield* BackupCatalog
-      const record = yield* catalog.get(args.backupId)
+      const record = yield* catalog.get(backupId)
       if (record.status !== "available") {
-        return yield* new InvalidRequest({ reason: `backup ${args.backupId} is ${record.status}; only available backups can be exported` })
+        return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}; only available backups can be exported` })
       }
       const dependents = yield* dependentsOf(catalog, record.id)
       const exported = exportRecord(record, (yield* ObjectStore).defaults.service, dependents.length)
@@ -261,15 +281,6 @@ const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (
   )
 ).pipe(Command.withDescription("print the record as Cinder's backup-export does"))
 
-/** The prettytable `cinder` prints: a Property/Value table. */
-const cinderTable = (rows: ReadonlyArray<readonly [string, string]>) => {
-  const left = Math.max("Property".length, ...rows.map(([k]) => k.length))
-  const right = Math.max("Value".length, ...rows.map(([, v]) => v.length))
-  const rule = `+${"-".repeat(left + 2)}+${"-".repeat(right + 2)}+`
-  const line = (k: string, v: string) => `| ${k.padEnd(left)} | ${v.padEnd(right)} |`
-  return [rule, line("Property", "Value"), rule, ...rows.map(([k, v]) => line(k, v)), rule].join("\n")
-}
-
 const importCommand = Command.make(
   "import-record",
   { backupService: Args.text({ name: "backup_service" }), backupUrl: Args.text({ name: "backup_url" }) },
@@ -277,12 +288,17 @@ const importCommand = Command.make(
     withServices((options) =>
       Effect.gen(function* () {
         const record = yield* importRecord(args.backupService, args.backupUrl)
+        const known = yield* Effect.option((yield* BackupCatalog).get(record.id))
+        if (Option.isSome(known)) {
+          return yield* new InvalidRequest({ reason: `backup ${record.id} is already in the catalog (${known.value.status}); nothing was imported` })
+        }
         const store = yield* ObjectStore
         // The backup must be in the store before the catalog claims it.
         yield* store.get(record.container!, metadataName(record.service_metadata!))
         yield* (yield* BackupCatalog).create(record)
         yield* print(options, recordJson(record), `imported ${record.id}`)
-      })
+      }),
+      { create: true }
     )
 ).pipe(Command.withDescription("recreate a record exported by Cinder's backup-export or export-record"))
 
@@ -295,12 +311,13 @@ const verifyCommand = Command.make(
   (args) =>
     withCodecServices((options) =>
       Effect.gen(function* () {
+        const backupId = yield* resolveBackupId(args.backupId)
         const view = makeProgressView({ json: options.json })
-        const report = yield* verify(args.backupId, {
+        const report = yield* verify(backupId, {
           full: args.full,
           ...view.options,
           ...options.lease
-        }).pipe(reportInterruption(args.backupId, () => `verify of ${args.backupId} interrupted: nothing was changed`))
+        }).pipe(reportInterruption(backupId, () => `verify of ${backupId} interrupted: nothing was changed`))
         const lines = report.problems.map((p) => `problem: backup ${p.backupId}${p.object === undefined ? "" : ` object ${p.object}`}: ${p.problem}`)
         const summary = `${report.problems.length === 0 ? "ok" : "FAILED"}: ${report.backups} backup(s), ${report.objectsChecked} objects, ${formatBytes(report.bytesChecked)} checked${report.full ? ", sha256 list checked" : ""}`
         yield* print(options, report, [...lines, summary].join("\n"))

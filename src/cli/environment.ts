@@ -5,9 +5,9 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Either, Layer, Option } from "effect"
-import { mkdirSync } from "node:fs"
+import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
-import { InvalidRequest } from "../domain/errors.js"
+import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
@@ -47,15 +47,17 @@ export const storeLayer = (url: string) => {
   )
 }
 
-export const servicesFor = (options: GlobalOptions) =>
+export const servicesFor = (options: GlobalOptions, { create }: { readonly create: boolean }) =>
   Effect.gen(function* () {
     const repo = resolve(options.repo)
     const storeUrl = Option.getOrElse(options.store, () => `posix:${join(repo, "store")}`)
     const catalogFile = Option.getOrElse(options.catalog, () => join(repo, "catalog.sqlite"))
+    const store = yield* storeLayer(storeUrl)
+    // A read of a repository that is not there must not leave an empty one behind.
+    if (!create && !existsSync(resolve(catalogFile))) return yield* new RepositoryNotFound({ catalog: resolve(catalogFile) })
     yield* Effect.try({
       try: () => mkdirSync(join(resolve(catalogFile), ".."), { recursive: true }),
       catch: (e) => new InvalidRequest({ reason: `cannot create the repository directory: ${String(e)}` })
     })
-    const store = yield* storeLayer(storeUrl)
     return Layer.mergeAll(store, layerSqliteCatalog(resolve(catalogFile))).pipe(Layer.provideMerge(NodeFileSystem.layer))
   })

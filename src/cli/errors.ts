@@ -11,6 +11,7 @@ export const exitCodes = {
   usage: 2,
   InvalidRequest: 3,
   BackupNotFound: 4,
+  RepositoryNotFound: 4,
   InvalidBackup: 5,
   UnsupportedVersion: 5,
   IntegrityError: 6,

@@ -44,6 +44,15 @@ export class BackupNotFound extends Data.TaggedError("BackupNotFound")<{
   }
 }
 
+/** No catalog where the options point: the repository was never made (or the path is wrong). */
+export class RepositoryNotFound extends Data.TaggedError("RepositoryNotFound")<{
+  readonly catalog: string
+}> {
+  override get message() {
+    return `no repository here: the catalog ${this.catalog} does not exist (back up or import a record to make one, or point --repo/--catalog at one)`
+  }
+}
+
 /** The catalog itself failed (I/O, corruption, locking). */
 export class CatalogError extends Data.TaggedError("CatalogError")<{
   readonly operation: string

@@ -338,8 +338,12 @@ export const backup = (
   Effect.gen(function* () {
     yield* startWorkers
     const catalog = yield* BackupCatalog
+    const store = yield* ObjectStore
     const info = yield* volumeInfo(volumePath)
     if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })
+    // Bad options are refused before a record exists (runBackup checks them again, for its own callers).
+    yield* checkSizes(options.chunkSize ?? store.defaults.chunkSize, options.shaBlockSize ?? store.defaults.shaBlockSize)
+    yield* parseCompression(options.compression ?? "zlib")
     // Cinder refuses an incremental on another volume's backup; so do we, before any record exists.
     if (fields.parent_id !== undefined && fields.parent_id !== null) {
       // A missing parent is runBackup's to report (InvalidBackup, the record ends error), as before.

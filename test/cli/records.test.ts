@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { exitCodes } from "../../src/cli/errors.js"
 import { cli } from "../support/cli.js"
@@ -41,6 +41,60 @@ describe("CLI records", () => {
         expect(refused.code, refused.stderr).toBe(exitCodes.InvalidRequest)
         expect(refused.stderr).toContain(`backup ${full} is of volume`)
         expect((yield* cli(["--json", "list"], env)).stdout).toBe(listed)
+      })
+    )
+  )
+
+  it.live("list: a header, no failed or deleted records unless --all or --status; ids by unique prefix; a larger target is warned about", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "disk.img")
+        writeFileSync(volume, patternedVolume(128 * 1024))
+        const ids = ["aaaaaaaa-1111-4000-8000-000000000001", "aaaaaaaa-2222-4000-8000-000000000002", "bbbbbbbb-3333-4000-8000-000000000003"]
+        for (const id of ids) expect((yield* cli(["backup", volume, "--backup-id", id, "--chunk-size", "65536", "--volume-id", id], env)).code).toBe(0)
+        expect((yield* cli(["delete", ids[2]!], env)).code).toBe(0)
+        const failed = yield* cli(["backup", volume, "--backup-id", "cccccccc-4444-4000-8000-000000000004", "--chunk-size", "1000", "--sha-block-size", "512"], env)
+        expect(failed.code).toBe(exitCodes.InvalidRequest)
+
+        const list = (yield* cli(["list"], env)).stdout.trimEnd().split("\n")
+        expect(list[0]).toMatch(/^ID\s+STATUS\s+TYPE\s+SIZE\s+OBJECTS\s+CREATED \(UTC\)\s+NAME$/)
+        expect(list.filter((line) => line.includes("available"))).toHaveLength(2)
+        expect(list.join("\n")).not.toContain(ids[2])
+        expect(list.at(-1)).toMatch(/not shown: --all/)
+        expect((yield* cli(["list", "--all"], env)).stdout).toContain(ids[2])
+        const deleted = JSON.parse((yield* cli(["--json", "list", "--status", "deleted"], env)).stdout) as Array<{ id: string }>
+        expect(deleted.map((r) => r.id)).toEqual([ids[2]])
+
+        const byPrefix = yield* cli(["--json", "show", "bbbbbbbb-33"], env)
+        expect(JSON.parse(byPrefix.stdout)).toMatchObject({ id: ids[2] })
+        const ambiguous = yield* cli(["show", "aaaaaaaa"], env)
+        expect(ambiguous.code).toBe(exitCodes.InvalidRequest)
+        expect(ambiguous.stderr).toContain(ids[0])
+        expect(ambiguous.stderr).toContain(ids[1])
+        expect((yield* cli(["show", "aaaa"], env)).code).toBe(exitCodes.BackupNotFound)
+
+        const bigger = join(dir, "bigger.img")
+        writeFileSync(bigger, Buffer.alloc(128 * 1024 + 512, 1))
+        const restored = yield* cli(["restore", "aaaaaaaa-2222", bigger], env)
+        expect(restored.code, restored.stderr).toBe(0)
+        expect(restored.stderr).toContain("the 512 bytes past the volume's end (131072) were left as they were")
+        expect(readFileSync(bigger).subarray(0, 128 * 1024).equals(Buffer.from(patternedVolume(128 * 1024)))).toBe(true)
+      })
+    )
+  )
+
+  it.live("read commands on a repository that does not exist exit 4 and create nothing", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "nowhere") }
+        for (const args of [["list"], ["show", "x"], ["restore", "x", join(dir, "t.img")], ["verify", "x"], ["export-record", "x"]]) {
+          const result = yield* cli(args, env)
+          expect(result.code, `${args[0]}: ${result.stderr}`).toBe(exitCodes.BackupNotFound)
+          expect(result.stderr).toContain("no repository here")
+        }
+        expect(existsSync(join(dir, "nowhere"))).toBe(false)
+        expect(existsSync(join(dir, "t.img"))).toBe(false)
       })
     )
   )
