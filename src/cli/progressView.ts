@@ -48,15 +48,18 @@ export const makeProgressView = (options: { readonly json: boolean; readonly str
       progressInterval: "500 millis",
       onProgress: (event) =>
       Effect.sync(() => {
-        const width = 30
-        const filled = Math.round((event.percent / 100) * width)
         const rate = throughput(event)
         const eta = rate > 0 ? (event.bytesTotal - event.bytesDone) / rate : Infinity
-        const bar = "█".repeat(filled) + "░".repeat(width - filled)
-        const text =
-          `${event.operation} ${bar} ${event.percent.toFixed(0).padStart(3)}% ` +
+        const words =
+          `${event.percent.toFixed(0).padStart(3)}% ` +
           `${formatBytes(event.bytesDone)}/${formatBytes(event.bytesTotal)} ` +
           `${formatBytes(rate)}/s ${event.done ? `in ${formatSeconds((Date.now() - started) / 1000)}` : `ETA ${formatSeconds(eta)}`}`
+        // One line whatever the terminal's width: a redraw that wraps stacks lines instead of replacing one.
+        const columns = Math.max(20, (stream.columns ?? 80) - 1)
+        const width = Math.max(0, Math.min(30, columns - event.operation.length - words.length - 2))
+        const filled = Math.round((event.percent / 100) * width)
+        const bar = width > 0 ? `${"█".repeat(filled)}${"░".repeat(width - filled)} ` : ""
+        const text = `${event.operation} ${bar}${words}`.slice(0, columns)
         stream.write(`\r\x1b[2K${text}${event.done ? "\n" : ""}`)
       })
     }

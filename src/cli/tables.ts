@@ -9,11 +9,20 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
   return [line(header), ...rows.map(line)].join("\n")
 }
 
-/** The prettytable `cinder` prints: a Property/Value table. */
-export const cinderTable = (rows: ReadonlyArray<readonly [string, string]>) => {
-  const left = Math.max("Property".length, ...rows.map(([k]) => k.length))
-  const right = Math.max("Value".length, ...rows.map(([, v]) => v.length))
+/**
+ * The prettytable `cinder` prints: a Property/Value table, at most `width`
+ * columns wide; a longer value (a backup_url) wraps onto lines of its own.
+ */
+export const cinderTable = (rows: ReadonlyArray<readonly [string, string]>, width = 100) => {
+  const left = rows.reduce((w, [k]) => Math.max(w, k.length), "Property".length)
+  const longest = rows.reduce((w, [, v]) => Math.max(w, v.length), "Value".length)
+  const right = Math.max("Value".length, Math.min(longest, width - left - 7))
   const rule = `+${"-".repeat(left + 2)}+${"-".repeat(right + 2)}+`
   const line = (k: string, v: string) => `| ${k.padEnd(left)} | ${v.padEnd(right)} |`
-  return [rule, line("Property", "Value"), rule, ...rows.map(([k, v]) => line(k, v)), rule].join("\n")
+  const wrapped = ([k, v]: readonly [string, string]) => {
+    const parts: Array<string> = []
+    for (let at = 0; at < Math.max(1, v.length); at += right) parts.push(v.slice(at, at + right))
+    return parts.map((part, i) => line(i === 0 ? k : "", part))
+  }
+  return [rule, line("Property", "Value"), rule, ...rows.flatMap(wrapped), rule].join("\n")
 }

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { BIN, cli } from "../support/cli.js"
+import { patternedVolume, withTempDir } from "../support/layers.js"
 
 const ESC = "\x1b["
 const hasScript = spawnSync("script", ["--version"]).status === 0
@@ -35,4 +38,20 @@ describe("CLI help and colour", () => {
     expect(onTerminal({ TERM: "xterm-256color", NO_COLOR: "1" })).not.toContain(ESC)
     expect(onTerminal({ TERM: "dumb" })).not.toContain(ESC)
   })
+
+  it.live.skipIf(!hasScript)("the progress bar stays on one line of a 50-column terminal", () =>
+    withTempDir((dir) =>
+      Effect.sync(() => {
+        writeFileSync(join(dir, "disk.img"), patternedVolume(6 * 1024 * 1024))
+        const command = `stty cols 50; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --repo ${JSON.stringify(join(dir, "repo"))} backup ${JSON.stringify(join(dir, "disk.img"))} --chunk-size 1048576 --compression bz2`
+        const out = spawnSync("script", ["-qec", command, "/dev/null"], { env: { ...process.env, TERM: "xterm" }, encoding: "utf8" }).stdout
+        // Every redraw (after a carriage return and an erase-line) fits in 49 columns.
+        const redraws = out.split("\r").map((part) => part.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/\n.*$/s, ""))
+        const bars = redraws.filter((text) => text.startsWith("backup "))
+        expect(bars.length).toBeGreaterThan(0)
+        for (const text of bars) expect(text.length).toBeLessThanOrEqual(49)
+        expect(bars.at(-1)).toContain("100%")
+      })
+    )
+  )
 })

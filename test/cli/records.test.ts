@@ -28,6 +28,11 @@ describe("CLI records", () => {
         const full = (yield* cli(["backup", volume, "--chunk-size", "65536"], env)).stdout.trim()
         const before = yield* cli(["--json", "export-record", full], env)
         expect(exportedFields(before.stdout).num_dependent_backups).toBe(0)
+        // The table fits 100 columns; the long backup_url wraps onto lines of its own.
+        const table = (yield* cli(["export-record", full], env)).stdout.trimEnd().split("\n")
+        for (const line of table) expect(line.length).toBeLessThanOrEqual(100)
+        const urlLines = table.slice(table.findIndex((line) => line.startsWith("| backup_url")), -1)
+        expect(urlLines.map((line) => line.split("|")[2]!.trim()).join("")).toBe((JSON.parse(before.stdout) as { backup_url: string }).backup_url)
         const one = yield* cli(["backup", volume, "--incremental", "--chunk-size", "65536"], env)
         expect(one.code, one.stderr).toBe(0)
         const two = yield* cli(["backup", volume, "--parent", full, "--chunk-size", "65536"], env)
