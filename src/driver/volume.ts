@@ -8,7 +8,25 @@ import { Effect, Option, Stream } from "effect"
 import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 
-const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: error.message })
+/** What went wrong, in plain words: the errno's meaning rather than the FileSystem call that met it. */
+const plainReason = (error: PlatformError): string => {
+  if (error._tag !== "SystemError") return error.message
+  const code = (error.cause as { code?: string } | undefined)?.code
+  if (code === "EISDIR") return "is a directory, not a file or block device"
+  if (code === "ENOSPC") return "no space left on the device"
+  switch (error.reason) {
+    case "NotFound":
+      return "does not exist"
+    case "PermissionDenied":
+      return "permission denied"
+    case "Busy":
+      return "is busy (in use elsewhere)"
+    default:
+      return error.description ?? error.message
+  }
+}
+
+const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: plainReason(error) })
 
 /** Linux dev_t to "major:minor", for /sys/dev/block lookups. */
 const deviceNumber = (rdev: number) => {

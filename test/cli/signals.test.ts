@@ -141,6 +141,19 @@ describe("CLI and block devices", () => {
     )
   )
 
+  it.live("a directory as the restore target is a VolumeError (exit 11) in plain words", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        writeFileSync(join(dir, "disk.img"), textVolume(100_000))
+        const id = (yield* cli(["backup", join(dir, "disk.img")], env)).stdout.trim()
+        const result = yield* cli(["restore", id, dir], env)
+        expect(result.code, result.stderr).toBe(exitCodes.VolumeError)
+        expect(result.stderr).toContain(`volume ${dir}: is a directory, not a file or block device`)
+      })
+    )
+  )
+
   it.live("a missing volume is a VolumeError (exit 11) naming it, not a usage error or a crash", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
