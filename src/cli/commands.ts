@@ -25,7 +25,7 @@ import { volumeInfo } from "../driver/volume.js"
 import { exportRecord, importRecord } from "../format/record.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { servicesFor, type GlobalOptions } from "./environment.js"
-import { formatBytes, makeProgressView } from "./progressView.js"
+import { formatBytes, makeProgressView, summaryOf, type ProgressView } from "./progressView.js"
 import { resolveBackupId } from "./backupId.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
 import { cinderTable, table } from "./tables.js"
@@ -74,6 +74,20 @@ const recordJson = (record: BackupRecord) => ({
 
 const print = (options: GlobalOptions, json: unknown, text: string) =>
   Console.log(options.json ? JSON.stringify(json) : text)
+
+/**
+ * The end of a backup, restore or verify, like restic's: a line on stderr
+ * (bytes, objects, stored after compression, time, throughput) for people,
+ * `summary` fields of the result for --json.
+ */
+const summarize = (view: ProgressView, options: GlobalOptions) =>
+  Effect.sync(() => {
+    const last = view.last()
+    if (last === undefined || !last.done) return {}
+    const { fields, line } = summaryOf(last)
+    if (!options.json) process.stderr.write(`${line}\n`)
+    return { summary: fields }
+  })
 
 /** A stable volume id for a path, so `--incremental` finds earlier backups of the same volume. */
 const volumeIdFor = (path: string) =>
@@ -145,7 +159,8 @@ const backupCommand = Command.make(
             ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) })
           }
         ).pipe(reportInterruption(backupId, afterInterruptedBackup(backupId)))
-        yield* print(options, recordJson(record), record.id)
+        const summary = yield* summarize(view, options)
+        yield* print(options, { ...recordJson(record), ...summary }, record.id)
       }),
       { create: true }
     )
@@ -186,7 +201,8 @@ const restoreCommand = Command.make(
             process.stderr.write(`warning: ${args.target} holds ${target.value.size} bytes; the ${target.value.size - result.bytes} bytes past the volume's end (${result.bytes}) were left as they were\n`)
           )
         }
-        yield* print(options, { ...result, target: resolve(args.target) }, `restored ${backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
+        const summary = yield* summarize(view, options)
+        yield* print(options, { ...result, target: resolve(args.target), ...summary }, `restored ${backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
       })
     )
 ).pipe(Command.withDescription("restore a backup and its chain into a file or device"))
@@ -320,7 +336,7 @@ const verifyCommand = Command.make(
         }).pipe(reportInterruption(backupId, () => `verify of ${backupId} interrupted: nothing was changed`))
         const lines = report.problems.map((p) => `problem: backup ${p.backupId}${p.object === undefined ? "" : ` object ${p.object}`}: ${p.problem}`)
         const summary = `${report.problems.length === 0 ? "ok" : "FAILED"}: ${report.backups} backup(s), ${report.objectsChecked} objects, ${formatBytes(report.bytesChecked)} checked${report.full ? ", sha256 list checked" : ""}`
-        yield* print(options, report, [...lines, summary].join("\n"))
+        yield* print(options, { ...report, ...(yield* summarize(view, options)) }, [...lines, summary].join("\n"))
         if (report.problems.length > 0) {
           return yield* new VerificationFailed({ backupId: report.backupId, problems: report.problems })
         }

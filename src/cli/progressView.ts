@@ -23,30 +23,59 @@ const formatSeconds = (seconds: number) =>
 export interface ProgressView {
   /** The driver's progress options: the renderer, and how often it wants events (a bar many, a log fewer). */
   readonly options: Required<ProgressOptions>
+  /** The operation's last event (the final one, once it is done). */
+  readonly last: () => ProgressEvent | undefined
+}
+
+/** What an operation did, from its final progress event: fields for --json, and a line for people. */
+export const summaryOf = (event: ProgressEvent) => {
+  const rate = event.bytesTotal / Math.max(0.001, event.seconds)
+  const fields = {
+    bytes: event.bytesTotal,
+    objects: event.objects,
+    seconds: Math.round(event.seconds * 1000) / 1000,
+    bytesPerSecond: Math.round(rate),
+    ...(event.bytesChanged === undefined ? {} : { bytesChanged: event.bytesChanged }),
+    ...(event.bytesStored === undefined ? {} : { bytesStored: event.bytesStored })
+  }
+  const verb = { backup: "read", restore: "restored", verify: "checked" }[event.operation]
+  const stored =
+    event.bytesStored === undefined
+      ? ""
+      : `, changed ${formatBytes(event.bytesChanged ?? 0)}, stored ${formatBytes(event.bytesStored)} (after compression) in`
+  const line =
+    `${event.operation}: ${verb} ${formatBytes(event.bytesTotal)}${stored === "" ? "," : stored} ${event.objects} objects, ` +
+    `${event.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`
+  return { fields, line }
 }
 
 export const makeProgressView = (options: { readonly json: boolean; readonly stream?: NodeJS.WriteStream }): ProgressView => {
   const stream = options.stream ?? process.stderr
   const started = Date.now()
   const throughput = (event: ProgressEvent) => event.bytesDone / Math.max(0.001, (Date.now() - started) / 1000)
+  let last: ProgressEvent | undefined
+  const keep = (render: (event: ProgressEvent) => Effect.Effect<void>) => (event: ProgressEvent) =>
+    Effect.zipRight(Effect.sync(() => void (last = event)), render(event))
   if (options.json || !stream.isTTY) {
     return {
+      last: () => last,
       options: {
         progressEveryObjects: 10,
         progressInterval: "2 seconds",
-        onProgress: (event) =>
+        onProgress: keep((event) =>
         Effect.sync(() => {
           const line = { type: "progress", ...event, percent: Math.round(event.percent * 10) / 10, bytesPerSecond: Math.round(throughput(event)) }
           stream.write(JSON.stringify(line) + "\n")
-        })
+        }))
       }
     }
   }
   return {
+    last: () => last,
     options: {
       progressEveryObjects: 1,
       progressInterval: "500 millis",
-      onProgress: (event) =>
+      onProgress: keep((event) =>
       Effect.sync(() => {
         const rate = throughput(event)
         const eta = rate > 0 ? (event.bytesTotal - event.bytesDone) / rate : Infinity
@@ -61,7 +90,7 @@ export const makeProgressView = (options: { readonly json: boolean; readonly str
         const bar = width > 0 ? `${"█".repeat(filled)}${"░".repeat(width - filled)} ` : ""
         const text = `${event.operation} ${bar}${words}`.slice(0, columns)
         stream.write(`\r\x1b[2K${text}${event.done ? "\n" : ""}`)
-      })
+      }))
     }
   }
 }

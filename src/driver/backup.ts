@@ -182,6 +182,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
                 const { algorithm, bytes, md5 } = prepared[i]!
                 // Objects count as they are stored (Cinder's every-N-objects rhythm); their slot's bytes when it is done.
                 return store.put(container, name, bytes, extra).pipe(
+                  Effect.zipRight(progress.stored(piece.data.length, bytes.length)),
                   Effect.zipRight(progress.advance(0, 1)),
                   Effect.as({ [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } })
                 )

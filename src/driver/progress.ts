@@ -13,6 +13,12 @@ export interface ProgressEvent {
   readonly objects: number
   readonly percent: number
   readonly done: boolean
+  /** seconds since the operation started */
+  readonly seconds: number
+  /** backup: bytes of the pieces written (an incremental's changed blocks; all for a full backup) */
+  readonly bytesChanged?: number
+  /** backup: bytes stored, after compression */
+  readonly bytesStored?: number
 }
 
 export interface ProgressOptions {
@@ -38,6 +44,9 @@ export const makeProgress = (
     const every = Math.max(1, options.progressEveryObjects ?? 10)
     let bytesDone = 0
     let objects = 0
+    let bytesChanged = 0
+    let bytesStored = 0
+    const started = Date.now()
     const event = (done: boolean): ProgressEvent => ({
       operation,
       backupId,
@@ -45,7 +54,9 @@ export const makeProgress = (
       bytesTotal,
       objects,
       percent: done || bytesTotal === 0 ? 100 : Math.min(100, (100 * bytesDone) / bytesTotal),
-      done
+      done,
+      seconds: (Date.now() - started) / 1000,
+      ...(operation === "backup" ? { bytesChanged, bytesStored } : {})
     })
     if (options.onProgress !== undefined) {
       const interval = Duration.decode(options.progressInterval ?? Duration.seconds(120))
@@ -64,6 +75,12 @@ export const makeProgress = (
           objects += count
           // An event each time the count passes a multiple of `every`; the last step is reported by `finish`, once.
           return Math.floor(objects / every) !== before && bytesDone < bytesTotal ? emit(event(false)) : Effect.void
+        }),
+      /** Counts an object a backup wrote: `changed` volume bytes, `stored` bytes after compression. */
+      stored: (changed: number, stored: number) =>
+        Effect.sync(() => {
+          bytesChanged += changed
+          bytesStored += stored
         }),
       finish: Effect.suspend(() => emit(event(true)))
     }

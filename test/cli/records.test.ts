@@ -103,4 +103,29 @@ describe("CLI records", () => {
       })
     )
   )
+
+  it.live("backup, restore and verify end with a summary: a line on stderr, `summary` fields with --json", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        const volume = join(dir, "disk.img")
+        const data = Buffer.alloc(1024 * 1024) // compressible: a run of zeros after a little pattern
+        Buffer.from(patternedVolume(64 * 1024)).copy(data)
+        writeFileSync(volume, data)
+        const full = yield* cli(["backup", volume, "--chunk-size", "262144"], env)
+        expect(full.stderr).toMatch(/backup: read 1\.0 MiB, changed 1\.0 MiB, stored [\d.]+ KiB \(after compression\) in 4 objects, [\d.]+ s/)
+        data.fill(7, 300_000, 300_100)
+        writeFileSync(volume, data)
+        const incr = yield* cli(["--json", "backup", volume, "--incremental", "--chunk-size", "262144"], env)
+        const summary = (JSON.parse(incr.stdout) as { summary: Record<string, number> }).summary
+        expect(summary).toMatchObject({ bytes: data.length, objects: 1, bytesChanged: 32768 })
+        expect(summary.bytesStored).toBeGreaterThan(0)
+        expect(summary.bytesStored).toBeLessThan(32768)
+        const restored = yield* cli(["restore", full.stdout.trim(), join(dir, "r.img")], env)
+        expect(restored.stderr).toMatch(/restore: restored 1\.0 MiB, 4 objects, [\d.]+ s/)
+        const verified = yield* cli(["--json", "verify", full.stdout.trim()], env)
+        expect((JSON.parse(verified.stdout) as { summary: Record<string, number> }).summary).toMatchObject({ bytes: data.length, objects: 4 })
+      })
+    )
+  )
 })
