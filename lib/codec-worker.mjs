@@ -7,7 +7,7 @@
 import { createHash, hash } from "node:crypto"
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from "node:fs"
 import { createRequire } from "node:module"
-import { parentPort } from "node:worker_threads"
+import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
 
 const require = createRequire(import.meta.url)
@@ -29,9 +29,12 @@ const zstdInto = (data) => {
   return new Uint8Array(zstdScratch.subarray(0, cctx.compress(zstdScratch, data, 3)))
 }
 
+// Set by the pool when it cancels this worker's job: long native work (bzip2) stops at its next step.
+const stop = workerData?.stop instanceof Int32Array ? workerData.stop : new Int32Array(new SharedArrayBuffer(4))
+
 const compressors = {
   zlib: nativeZlib.deflate === undefined ? async (data) => zlib.deflateSync(data, { level: 6 }) : async (data) => nativeZlib.deflate(data, 6),
-  bz2: (data) => bz2.compress(data, 9),
+  bz2: (data) => bz2.compress(data, 9, stop),
   zstd: async (data) => zstdInto(data)
 }
 
@@ -45,7 +48,7 @@ const decompressors = {
   },
   zlib: (data, target) => nativeZlib.inflateInto(data, target),
   bz2: async (data, target) => {
-    const plain = await bz2.decompress(data, target.length)
+    const plain = await bz2.decompress(data, target.length, stop)
     target.set(plain)
     return plain.length
   },

@@ -8,9 +8,10 @@ import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
+/** native/bz2.c; `stop` (shared memory) set to non-zero by another thread makes the work give up at its next 1 MiB step. */
 export interface Bz2Binding {
-  readonly compress: (data: Uint8Array, level: number) => Promise<Buffer>
-  readonly decompress: (data: Uint8Array, sizeHint: number) => Promise<Buffer>
+  readonly compress: (data: Uint8Array, level: number, stop?: Int32Array) => Promise<Buffer>
+  readonly decompress: (data: Uint8Array, sizeHint: number, stop?: Int32Array) => Promise<Buffer>
 }
 
 /** A file of the package, by its path from the package root, found from src/, dist/src/ or dist/. */

@@ -66,25 +66,36 @@ const transferOf = (data: Uint8Array): Array<ArrayBuffer> => (isShared(data) ? [
  * 1.25 s and the other 0.34 s when jobs went to the least-loaded inbox).
  */
 class Pool {
+  private readonly script = findWorkerScript()
   private readonly idle: Array<Worker> = []
-  private readonly queue: Array<Job> = []
+  private readonly queue: Array<Job & { readonly id: number }> = []
   private readonly waiting = new Map<number, (reply: Reply) => void>()
+  /** The worker each posted job runs on. */
+  private readonly running = new Map<number, Worker>()
+  /** Each worker's stop flag (shared memory): set, its long native work (bzip2) gives up at the next step. */
+  private readonly stops = new Map<Worker, Int32Array>()
   private nextId = 0
 
   constructor(size: number) {
-    const script = findWorkerScript()
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(script)
-      worker.on("message", (reply: Reply) => {
-        const resolve = this.waiting.get(reply.id)
-        this.waiting.delete(reply.id)
-        this.next(worker)
-        resolve?.(reply)
-      })
-      // Idle workers must not keep the process alive (after `on`, which refs the port).
-      worker.unref()
-      this.idle.push(worker)
-    }
+    for (let i = 0; i < size; i++) this.idle.push(this.spawn())
+  }
+
+  private spawn(): Worker {
+    const stop = new Int32Array(new SharedArrayBuffer(4))
+    const worker = new Worker(this.script, { workerData: { stop } })
+    this.stops.set(worker, stop)
+    worker.on("message", (reply: Reply) => {
+      // The reply of a job cancelled meanwhile: its worker is being terminated, not reused.
+      if (!this.running.has(reply.id)) return
+      const resolve = this.waiting.get(reply.id)
+      this.waiting.delete(reply.id)
+      this.running.delete(reply.id)
+      this.next(worker)
+      resolve?.(reply)
+    })
+    // Idle workers must not keep the process alive (after `on`, which refs the port).
+    worker.unref()
+    return worker
   }
 
   private next(worker: Worker) {
@@ -94,22 +105,43 @@ class Pool {
     this.idle.push(worker)
   }
 
-  private post(worker: Worker, job: Job) {
-    const id = this.nextId++
-    this.waiting.set(id, job.resolve)
+  private post(worker: Worker, job: Job & { readonly id: number }) {
+    this.waiting.set(job.id, job.resolve)
+    this.running.set(job.id, worker)
     worker.ref()
-    worker.postMessage({ ...job.message, id }, job.transfer as Array<ArrayBuffer>)
+    worker.postMessage({ ...job.message, id: job.id }, job.transfer as Array<ArrayBuffer>)
   }
 
-  /** Sends `message` with `data`, the buffers in `message` being sent as they are (see `sendable`). */
-  run(message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []): Promise<Reply> {
+  /**
+   * Sends `message` with `data`, the buffers in `message` being sent as they
+   * are (see `sendable`). `cancel` drops a job still queued; a job already
+   * running is stopped by terminating its worker (a fresh one takes its
+   * place), and resolves once that worker is gone, so nothing of the job
+   * (a restore's writes) happens after it.
+   */
+  run(message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []) {
     const payload = sendable(data)
-    return new Promise((resolve) => {
-      const job = { message: { ...message, data: payload }, transfer: [...transfer, ...transferOf(payload)], resolve }
+    const id = this.nextId++
+    const promise = new Promise<Reply>((resolve) => {
+      const job = { id, message: { ...message, data: payload }, transfer: [...transfer, ...transferOf(payload)], resolve }
       const worker = this.idle.pop()
       if (worker === undefined) this.queue.push(job)
       else this.post(worker, job)
     })
+    const cancel = async () => {
+      const queued = this.queue.findIndex((job) => job.id === id)
+      if (queued !== -1) this.queue.splice(queued, 1)
+      const worker = this.running.get(id)
+      if (worker === undefined) return
+      this.running.delete(id)
+      this.waiting.delete(id)
+      // A worker cannot be terminated while native work of its runs: ask that work to stop first.
+      Atomics.store(this.stops.get(worker)!, 0, 1)
+      this.stops.delete(worker)
+      await worker.terminate()
+      this.next(this.spawn())
+    }
+    return { promise, cancel }
   }
 }
 
@@ -126,10 +158,21 @@ export const startWorkers = Effect.sync(() => void pool())
 /** How many objects can be worked on at once. */
 export const poolSize = () => Math.max(1, availableParallelism())
 
+/**
+ * A job in a worker as an Effect. Interruption stops it within moments, not
+ * when the job would have ended (a 50 MiB bzip2 chunk takes seconds): the
+ * worker is terminated and replaced, and the interruption completes once it
+ * is gone.
+ */
+const inWorker = (message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []) =>
+  Effect.async<Reply>((resume) => {
+    const job = pool().run(message, data, transfer)
+    void job.promise.then((reply) => resume(Effect.succeed(reply)))
+    return Effect.promise(job.cancel)
+  })
+
 const call = (message: Record<string, unknown>, data: Uint8Array) =>
-  Effect.flatMap(Effect.promise(() => pool().run(message, data)), (reply) =>
-    reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed(reply)
-  )
+  Effect.flatMap(inWorker(message, data), (reply) => (reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed(reply)))
 
 /**
  * md5 and compression of one object in a worker. A whole non-shared buffer
@@ -225,9 +268,8 @@ interface OutcomeReply {
  * Objects of a restore in a worker, in one message: each is read,
  * decompressed into its place in the slot and checked (md5 and length), and
  * only then its visible ranges are written to the target. The outcomes stop
- * at the first object that does not check out. Uninterruptible: once handed
- * over, the job runs to its end, and a restore that is interrupted waits for
- * it, so no write lands after it returns.
+ * at the first object that does not check out. Interrupted, it terminates
+ * the worker and returns once the worker is gone, so no write lands after.
  */
 export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<RestoreOutcome>> => {
   if (!isShared(job.into)) return Effect.dieMessage("restoreInWorker: `into` must be in shared memory (a slot)")
@@ -236,7 +278,7 @@ export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<Re
   )
   const transfer = objects.flatMap((o) => ("data" in o ? transferOf(o.data) : []))
   const message = { op: "restore", objects, into: job.into, fd: job.fd, sparse: job.sparse }
-  return Effect.promise(() => pool().run(message, new Uint8Array(0), transfer)).pipe(
+  return inWorker(message, new Uint8Array(0), transfer).pipe(
     Effect.flatMap((reply) =>
       reply.error !== undefined
         ? Effect.dieMessage(`restore worker failed: ${reply.error}`)
@@ -249,7 +291,6 @@ export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<Re
                   : { _tag: "Checked", md5: o.md5!, length: o.length! }
             )
           )
-    ),
-    Effect.uninterruptible
+    )
   )
 }

@@ -66,6 +66,26 @@ describe("CLI and signals", () => {
     )
   }
 
+  it.live("SIGINT in the middle of a 50 MiB bzip2 chunk takes effect within about a second", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
+        writeFileSync(join(dir, "disk.img"), textVolume(60 * 1024 * 1024))
+        // The default chunk (50 MiB): bzip2 takes seconds over one, in a codec worker.
+        const running = startCli(["backup", join(dir, "disk.img"), "--backup-id", BACKUP_ID, "--compression", "bz2"], env)
+        yield* Effect.sleep("2500 millis")
+        const sent = Date.now()
+        running.child.kill("SIGINT")
+        const result = yield* Effect.promise(() => running.result)
+        const took = Date.now() - sent
+        expect(result.code, result.stderr).toBe(130)
+        expect(took).toBeLessThan(1500)
+        expect(result.stderr).toContain("the objects it wrote were deleted")
+        expect(dataObjects(join(dir, "repo", "store"))).toEqual([])
+      })
+    )
+  )
+
   it.live("SIGTERM during a restore exits 143 and hands the backup back available", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
