@@ -44,7 +44,7 @@ export const summaryOf = (event: ProgressEvent) => {
       ? ""
       : `, changed ${formatBytes(event.bytesChanged ?? 0)}, stored ${formatBytes(event.bytesStored)} (after compression) in`
   const line =
-    `${event.operation}: ${verb} ${formatBytes(event.bytesTotal)}${stored === "" ? "," : stored} ${event.objects} objects, ` +
+    `${event.operation}: ${verb} ${formatBytes(event.bytesTotal)}${stored === "" ? "," : stored} ${event.objects} object${event.objects === 1 ? "" : "s"}, ` +
     `${event.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`
   return { fields, line }
 }
