@@ -27,6 +27,7 @@ import { finishFailedBackup, pendingDeletion } from "./cleanup.js"
 import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, type DigestList } from "./digests.js"
+import { groupPlacements } from "./restore.js"
 import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
@@ -51,27 +52,9 @@ interface Piece {
 
 /** Slots of small chunks hold several of them, up to this many bytes. */
 const SLOT_BYTES = 4 * 1024 * 1024
-/** A compression batch: at most this many pieces, of at most this many bytes in all (a bigger piece goes alone). */
+/** A compression batch: at most this many pieces, of at most this many bytes in all (a piece of more than half goes alone). */
 const BATCH_PIECES = 64
 const BATCH_BYTES = 1024 * 1024
-
-/** Consecutive pieces in batches for one worker job each (see BATCH_PIECES). */
-const compressionBatches = <P extends { readonly piece: Piece }>(named: ReadonlyArray<P>): Array<Array<P>> => {
-  const batches: Array<Array<P>> = []
-  let open: Array<P> | undefined
-  let bytes = 0
-  for (const item of named) {
-    const length = item.piece.data.length
-    if (open !== undefined && open.length < BATCH_PIECES && bytes + length <= BATCH_BYTES) {
-      open.push(item)
-      bytes += length
-    } else {
-      batches.push((open = [item]))
-      bytes = length
-    }
-  }
-  return batches
-}
 
 /** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
 const changedRuns = (
@@ -208,7 +191,8 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             }
             // Numbered here, in volume order, whatever finishes first below.
             const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
-            return { slot, batches: compressionBatches(named) }
+            const sized = named.map((item) => ({ ...item, object: { length: item.piece.data.length } }))
+            return { slot, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
           }),
           Stream.mapEffect(
             ({ slot, batches }) =>
