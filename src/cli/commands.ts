@@ -27,6 +27,7 @@ import { ObjectStore } from "../store/ObjectStore.js"
 import { servicesFor, type GlobalOptions } from "./environment.js"
 import { formatBytes, makeProgressView, summaryOf, type ProgressView } from "./progressView.js"
 import { resolveBackupId } from "./backupId.js"
+import { described, STORE_SCHEMES } from "./help.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
 import { cinderTable, table } from "./tables.js"
 
@@ -37,7 +38,7 @@ const root = Command.make("chunked-backup", {
     Options.withDefault("./chunked-backup-repo")
   ),
   store: Options.text("store").pipe(
-    Options.withDescription("object store URL: posix:<dir> (default posix:<repo>/store)"),
+    Options.withDescription(`object store URL: ${STORE_SCHEMES}`),
     Options.optional
   ),
   catalog: Options.text("catalog").pipe(
@@ -120,9 +121,9 @@ const backupCommand = Command.make(
     description: Options.text("description").pipe(Options.optional),
     incremental: Options.boolean("incremental").pipe(Options.withDescription("incremental on the newest available backup of the volume")),
     parent: Options.text("parent").pipe(Options.withDescription("incremental on this backup"), Options.optional),
-    compression: Options.text("compression").pipe(Options.withDescription("none, zlib (gzip), bz2 (bzip2) or zstd"), Options.withDefault("zlib")),
-    chunkSize: Options.integer("chunk-size").pipe(Options.withDescription("bytes per object"), Options.withDefault(52428800)),
-    shaBlockSize: Options.integer("sha-block-size").pipe(Options.withDescription("change-tracking block size"), Options.withDefault(32768)),
+    compression: Options.text("compression").pipe(Options.withDescription("none, zlib (gzip), bz2 (bzip2) or zstd; default zlib"), Options.withDefault("zlib")),
+    chunkSize: Options.integer("chunk-size").pipe(Options.withDescription("bytes per object; default 52428800 (50 MiB, Cinder's Swift and S3 default)"), Options.withDefault(52428800)),
+    shaBlockSize: Options.integer("sha-block-size").pipe(Options.withDescription("change-tracking block size; default 32768"), Options.withDefault(32768)),
     container: Options.text("container").pipe(Options.withDescription("container (default: the store's)"), Options.optional),
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects in flight (default: the store's)"), Options.optional)
   },
@@ -164,7 +165,7 @@ const backupCommand = Command.make(
       }),
       { create: true }
     )
-).pipe(Command.withDescription("back up a volume (full, or incremental with --incremental/--parent)"))
+).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
 
 const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 
@@ -205,7 +206,7 @@ const restoreCommand = Command.make(
         yield* print(options, { ...result, target: resolve(args.target), ...summary }, `restored ${backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${args.target}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`)
       })
     )
-).pipe(Command.withDescription("restore a backup and its chain into a file or device"))
+).pipe(Command.withDescription(described("restore a backup and its chain into a file or device", ["chunked-backup restore 7dc7af47 restored.img --new", "chunked-backup restore 7dc7af47 /dev/vdc", "chunked-backup --store 'swift://keystone.example.com:5000/v3?region=RegionOne' restore 7dc7af47 restored.img"])))
 
 const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
@@ -217,7 +218,7 @@ const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =
       yield* print(options, result, `deleted ${backupId} (${result.objectsDeleted} objects)`)
     })
   )
-).pipe(Command.withDescription("delete a backup that no incremental depends on"))
+).pipe(Command.withDescription(described("delete a backup that no incremental depends on", ["chunked-backup delete 7dc7af47"])))
 
 const listCommand = Command.make(
   "list",
@@ -250,7 +251,7 @@ const listCommand = Command.make(
         yield* print(options, records.map(recordJson), text)
       })
     )
-).pipe(Command.withDescription("list backups, oldest first"))
+).pipe(Command.withDescription(described("list backups, oldest first", ["chunked-backup list", "chunked-backup list --all", "chunked-backup --json list --status error"])))
 
 const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
@@ -261,7 +262,7 @@ const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
       yield* print(options, record, text)
     })
   )
-).pipe(Command.withDescription("show one backup record"))
+).pipe(Command.withDescription(described("show one backup record", ["chunked-backup show 7dc7af47"])))
 
 const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
@@ -279,7 +280,7 @@ const cancelCommand = Command.make("cancel", { backupId: backupIdArg }, (args) =
       return yield* new InvalidRequest({ reason: `backup ${backupId} is ${record.status}: no backup or restore of it is running` })
     })
   )
-).pipe(Command.withDescription("cancel a running backup or restore (from another process)"))
+).pipe(Command.withDescription(described("cancel a running backup or restore (from another process)", ["chunked-backup cancel 7dc7af47"])))
 
 const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
@@ -295,7 +296,7 @@ const exportCommand = Command.make("export-record", { backupId: backupIdArg }, (
       yield* print(options, exported, cinderTable([["backup_service", exported.backup_service], ["backup_url", exported.backup_url]]))
     })
   )
-).pipe(Command.withDescription("print the record as Cinder's backup-export does"))
+).pipe(Command.withDescription(described("print the record as Cinder's backup-export does", ["chunked-backup export-record 7dc7af47", "chunked-backup --json export-record 7dc7af47"])))
 
 const importCommand = Command.make(
   "import-record",
@@ -316,7 +317,7 @@ const importCommand = Command.make(
       }),
       { create: true }
     )
-).pipe(Command.withDescription("recreate a record exported by Cinder's backup-export or export-record"))
+).pipe(Command.withDescription(described("recreate a record exported by Cinder's backup-export or export-record", ["chunked-backup import-record cinder.backup.drivers.posix.PosixBackupDriver eyJpZCI6..."])))
 
 const verifyCommand = Command.make(
   "verify",
@@ -342,7 +343,7 @@ const verifyCommand = Command.make(
         }
       })
     )
-).pipe(Command.withDescription("check a backup's chain, objects and md5s (and with --full its sha256 list) without writing"))
+).pipe(Command.withDescription(described("check a backup's chain, objects and md5s (and with --full its sha256 list) without writing", ["chunked-backup verify 7dc7af47", "chunked-backup verify 7dc7af47 --full"])))
 
 const cleanupLine = (a: CleanupAction) =>
   a.failure === undefined
@@ -360,7 +361,7 @@ const cleanupCommand = Command.make("cleanup", {}, () =>
       if (pending?.failure !== undefined) return yield* Effect.fail(pending.failure)
     })
   )
-).pipe(Command.withDescription("settle backups, restores and deletes whose process died (also run before every backup)"))
+).pipe(Command.withDescription(described("settle backups, restores and deletes whose process died (also run before every backup)", ["chunked-backup cleanup"])))
 
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),

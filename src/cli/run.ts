@@ -9,7 +9,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect } from "effect"
 import { command } from "./commands.js"
 import { outcomeOf } from "./errors.js"
-import { wantsPlainOutput, withPlainConsole } from "./plainConsole.js"
+import { withoutFiller } from "./help.js"
+import { stripAnsi, wantsPlainOutput, withConsoleText } from "./plainConsole.js"
 
 const globalFlags = new Set(["--json", "--verbose"])
 const globalWithValue = new Set(["--repo", "--store", "--catalog"])
@@ -38,7 +39,11 @@ export const hoistGlobalOptions = (argv: ReadonlyArray<string>): ReadonlyArray<s
 
 export const run = (argv: ReadonlyArray<string>) =>
   Command.run(command, { name: "chunked-backup", version: "0.1.0" })(hoistGlobalOptions(argv)).pipe(
-    (program) => (wantsPlainOutput() ? withPlainConsole(program) : program),
+    (program) => {
+      // Help may show for any command line (a bare one, --help, a usage error): filler lines never belong in our output.
+      const plain = wantsPlainOutput()
+      return withConsoleText(program, (text) => withoutFiller(plain ? stripAnsi(text) : text))
+    },
     Effect.catchAllCause((cause) =>
       Effect.sync(() => {
         const { code, message } = outcomeOf(cause)

@@ -33,6 +33,25 @@ describe("CLI help and colour", () => {
     })
   )
 
+  it.live("each command's help shows its defaults, the global options and store-URL examples, without filler lines", () =>
+    Effect.gen(function* () {
+      const backup = (yield* cli(["backup", "--help"])).stdout
+      for (const words of ["default zlib", "default 52428800", "default 32768", "--repo <dir>", "--store <url>", "EXAMPLES", "swift+http://", "s3://"]) {
+        expect(backup).toContain(words)
+      }
+      const top = (yield* cli(["--help"])).stdout
+      for (const scheme of ["posix:", "swift://", "swift+http://", "s3://"]) expect(top).toContain(scheme)
+      for (const command of ["backup", "restore", "verify", "list", "delete", "export-record", "import-record", "cleanup", "cancel", "show"]) {
+        const help = (yield* cli([command, "--help"])).stdout
+        expect(help, command).toContain("Global options")
+        expect(help, command).toContain("EXAMPLES")
+        for (const filler of ["A user-defined piece of text.", "A true or false value.", "An integer.", "This setting is optional."]) {
+          expect(help, command).not.toContain(filler)
+        }
+      }
+    })
+  )
+
   it.skipIf(!hasScript)("on a terminal: styled, but not with NO_COLOR or TERM=dumb", () => {
     expect(onTerminal({ TERM: "xterm-256color" })).toContain(ESC)
     expect(onTerminal({ TERM: "xterm-256color", NO_COLOR: "1" })).not.toContain(ESC)
