@@ -148,6 +148,25 @@ export const groupPlacements = <P extends { readonly object: { readonly length: 
 }
 
 /**
+ * How a codec worker gets an object: its file, for a store of local files
+ * (unless `readThroughStore`), else its bytes from the store; and the
+ * algorithm to decompress it with.
+ */
+export const jobSource = (
+  store: ObjectStore,
+  plan: { readonly record: BackupRecord; readonly metadata: BackupMetadata },
+  object: DataObject,
+  readThroughStore = false
+) =>
+  Effect.gen(function* () {
+    const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
+    const { container } = yield* locate(plan.record)
+    const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
+    const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
+    return { algorithm, source }
+  })
+
+/**
  * Restores a group of objects into the target through one codec worker job:
  * each is read (by the worker itself, for a store of local files),
  * decompressed into its place in `slot`, checked for length and md5, and only
@@ -173,10 +192,7 @@ const restoreGroup = (
       group,
       ({ plan, object, visible }, i) =>
         Effect.gen(function* () {
-          const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
-          const { container } = yield* locate(plan.record)
-          const path = readThroughStore ? undefined : store.localPath?.(container, object.name)
-          const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, plan.metadata.extra_metadata) }
+          const { algorithm, source } = yield* jobSource(store, plan, object, readThroughStore)
           const ranges = visible.map((range) => [range.start - object.offset, range.end - object.offset, range.start] as const)
           const sha256 = shaCheck === undefined ? {} : { sha256: digestsFor(shaCheck, ranges) }
           return { algorithm, source, at: places[i]!, expectedLength: object.length, expectedMd5: object.md5, ranges, ...sha256 } satisfies RestoreObjectJob

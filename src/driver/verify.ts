@@ -15,12 +15,11 @@ import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { flatten } from "./extents.js"
 import { checkLayout, placeChain, volumeSizeOf } from "./layout.js"
-import { checkObjectList, locate, readMetadata, readSha256File } from "./objects.js"
+import { checkObjectList, readMetadata, readSha256File } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { backupChain, fetchObject, GROUP_BYTES, GROUP_OBJECTS, groupPlacements, integrityError, largestObject } from "./restore.js"
+import { backupChain, fetchObject, GROUP_BYTES, GROUP_OBJECTS, groupPlacements, integrityError, jobSource, largestObject } from "./restore.js"
 import { restoreInWorker, type RestoreObjectJob } from "../codec/pool.js"
-import { decompressionFailed, recordedAlgorithm } from "../codec/codec.js"
-import type { ObjectStore as Store } from "../store/ObjectStore.js"
+import { decompressionFailed } from "../codec/codec.js"
 
 export interface Problem {
   readonly backupId: string
@@ -133,7 +132,7 @@ const checkGroup = (
       const inJob: Array<Item> = []
       let at = 0
       for (const object of rest) {
-        const source = yield* Effect.either(jobSource(store, object))
+        const source = yield* Effect.either(jobSource(store, object.plan, object))
         if (Either.isLeft(source)) {
           onProblem(object, source.left)
           continue
@@ -169,16 +168,6 @@ const checkGroup = (
         break
       }
     }
-  })
-
-/** How a worker gets an object: its file, or its bytes from the store. */
-const jobSource = (store: Store, object: Item) =>
-  Effect.gen(function* () {
-    const { algorithm } = yield* recordedAlgorithm(object.compression, object.name)
-    const { container } = yield* locate(object.plan.record)
-    const path = store.localPath?.(container, object.name)
-    const source = path !== undefined ? { path } : { bytes: yield* store.get(container, object.name, object.plan.metadata.extra_metadata) }
-    return { algorithm, source }
   })
 
 export const verify = (backupId: string, options: VerifyOptions = {}) =>

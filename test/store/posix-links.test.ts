@@ -64,6 +64,15 @@ const expectStoreError = (error: { readonly _tag: string; readonly message: stri
   for (const name of named) expect(error.message).toContain(name)
 }
 
+/** A host file outside the root, planted as the backup's second data object by a symlink. */
+const linkDataObjectOutside = (objectsDir: string, outside: string) => {
+  const secret = patternedVolume(MiB, 99)
+  writeFileSync(join(outside, "secret"), secret)
+  const name = objectNamed(objectsDir, "-00002")
+  plantLink(join(outside, "secret"), join(objectsDir, name))
+  return { secret, name }
+}
+
 describe("posix store: a symlink as an object", () => {
   it.effect("to a file outside the root: get fails with a StoreError naming it, not the file's bytes", () =>
     withRoot((root, outside) =>
@@ -107,10 +116,7 @@ describe("posix store: a symlink as an object", () => {
   it.effect("a restore through a linked data object fails typed and writes none of the outside file", () =>
     withBackup((dir, objectsDir, outside) =>
       Effect.gen(function* () {
-        const secret = patternedVolume(MiB, 99)
-        writeFileSync(join(outside, "secret"), secret)
-        const name = objectNamed(objectsDir, "-00002")
-        plantLink(join(outside, "secret"), join(objectsDir, name))
+        const { secret, name } = linkDataObjectOutside(objectsDir, outside)
         const target = join(dir, "out.img")
         expectStoreError(yield* Effect.flip(restore(ID, target)), name, "symbolic link")
         expect(contains(restored(target), secret.subarray(0, 64 * 1024))).toBe(false)
@@ -121,10 +127,7 @@ describe("posix store: a symlink as an object", () => {
   it.effect("... even when the metadata's md5 and length were rewritten to the outside file's", () =>
     withBackup((dir, objectsDir, outside) =>
       Effect.gen(function* () {
-        const secret = patternedVolume(MiB, 99)
-        writeFileSync(join(outside, "secret"), secret)
-        const name = objectNamed(objectsDir, "-00002")
-        plantLink(join(outside, "secret"), join(objectsDir, name))
+        const { secret, name } = linkDataObjectOutside(objectsDir, outside)
         // The forgery: the entry now describes the outside file, stored raw.
         const metadataPath = join(objectsDir, objectNamed(objectsDir, "_metadata"))
         const metadata = JSON.parse(readFileSync(metadataPath, "utf8"))
