@@ -27,6 +27,12 @@ export interface BackupCatalog {
     to: BackupStatus,
     failReason?: string
   ) => Effect.Effect<boolean, BackupNotFound | CatalogError>
+  /**
+   * Deletes the record only when its status is in `from`; returns false and
+   * changes nothing otherwise, or when there is no such record. For records
+   * that never held objects (a backup refused before it started).
+   */
+  readonly remove: (id: string, from: ReadonlyArray<BackupStatus>) => Effect.Effect<boolean, CatalogError>
   /** The current status, then every change, without repeats. Ends if the record disappears. */
   readonly watch: (id: string) => Stream.Stream<BackupStatus, CatalogError>
 }

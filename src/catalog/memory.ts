@@ -53,6 +53,14 @@ export const makeMemoryCatalog = Effect.gen(function* () {
           ? ([true, { ...record, status: to, fail_reason: failReason ?? record.fail_reason, updated_at: new Date() }] as const)
           : ([false, undefined] as const)
       ),
+    remove: (id, from) =>
+      SubscriptionRef.modify(ref, (records) => {
+        const record = records.get(id)
+        if (record === undefined || !from.includes(record.status)) return [false, records] as const
+        const next = new Map(records)
+        next.delete(id)
+        return [true, next] as const
+      }),
     watch: (id) =>
       ref.changes.pipe(
         Stream.map((records) => records.get(id)?.status),

@@ -207,6 +207,13 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
           yield* get(id) // nothing changed: a status mismatch, or no such record
           return false
         }).pipe(storageErrors("transition", id)),
+      remove: (id, from) =>
+        (from.length === 0
+          ? Effect.succeed(false)
+          : Effect.map(
+              write(sql`DELETE FROM backups WHERE id = ${id} AND status IN ${sql.in(from)} RETURNING id`),
+              (rows) => rows.length > 0
+            )).pipe(storageErrors("remove", id)),
       watch: (id) =>
         Stream.suspend(() => {
           let seen: string | undefined // the version of the last read, per subscriber

@@ -306,8 +306,29 @@ const refuseConcurrent = (backupId: string, volumeId: string, options: LeaseOpti
     )
     const first = running[0]
     if (first !== undefined && first.id !== backupId) {
-      yield* catalog.transition(backupId, ["creating"], "error", `backup ${first.id} of the same volume was running`)
+      // Refused before it started: the record held nothing, so it goes, as if never made.
+      yield* catalog.remove(backupId, ["creating"])
       return yield* new VolumeBusy({ volumeId, backupId: first.id })
+    }
+  })
+
+/**
+ * Cinder's refusals of an incremental that need only the catalog, made before
+ * any record exists: the parent must exist, be available, be of the same
+ * volume and not be smaller. (runBackup makes them again for its own callers.)
+ */
+const checkParent = (parentId: string, volumeId: string, volumeBytes: number) =>
+  Effect.gen(function* () {
+    const refuse = (reason: string) => Effect.fail(new InvalidRequest({ reason }))
+    const parent = yield* (yield* BackupCatalog).get(parentId).pipe(
+      Effect.catchTag("BackupNotFound", () => refuse(`parent backup ${parentId} does not exist`))
+    )
+    if (parent.volume_id !== volumeId) {
+      return yield* refuse(`backup ${parent.id} is of volume ${parent.volume_id}, not ${volumeId}: an incremental needs a parent of the same volume`)
+    }
+    if (parent.status !== "available") return yield* refuse(`parent backup ${parent.id} is ${parent.status}, not available`)
+    if (volumeBytes > parent.volume_size_bytes) {
+      return yield* refuse(`volume size increased since backup ${parent.id}; do a full backup`)
     }
   })
 
@@ -329,16 +350,7 @@ export const backup = (
     // Bad options are refused before a record exists (runBackup checks them again, for its own callers).
     yield* checkSizes(options.chunkSize ?? store.defaults.chunkSize, options.shaBlockSize ?? store.defaults.shaBlockSize)
     yield* parseCompression(options.compression ?? "zlib")
-    // Cinder refuses an incremental on another volume's backup; so do we, before any record exists.
-    if (fields.parent_id !== undefined && fields.parent_id !== null) {
-      // A missing parent is runBackup's to report (InvalidBackup, the record ends error), as before.
-      const parent = yield* catalog.get(fields.parent_id).pipe(Effect.catchTag("BackupNotFound", () => Effect.succeed(undefined)))
-      if (parent !== undefined && parent.volume_id !== fields.volume_id) {
-        return yield* new InvalidRequest({
-          reason: `backup ${parent.id} is of volume ${parent.volume_id}, not ${fields.volume_id}: an incremental needs a parent of the same volume`
-        })
-      }
-    }
+    if (fields.parent_id !== undefined && fields.parent_id !== null) yield* checkParent(fields.parent_id, fields.volume_id, info.size)
     const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
     yield* catalog.create(newBackupRecord({ volume_size_bytes: info.size, ...fields, created_at: createdAt, status: "creating" }))
     yield* refuseConcurrent(fields.id, fields.volume_id, options)

@@ -157,6 +157,34 @@ export const catalogConformance = (name: string, layer: Layer.Layer<BackupCatalo
         expect(results.filter((won) => won)).toHaveLength(1)
       })))
 
+    it.effect("remove deletes a record only in one of the given statuses", () =>
+      run(Effect.gen(function*() {
+        const catalog = yield* BackupCatalog
+        yield* catalog.create(newBackupRecord({ id: "r", volume_id: "v", volume_size_bytes: 1 }))
+        expect(yield* catalog.remove("r", ["available", "error"])).toBe(false)
+        expect(yield* catalog.remove("r", [])).toBe(false)
+        expect((yield* catalog.get("r")).status).toBe("creating")
+        expect(yield* catalog.remove("r", ["creating"])).toBe(true)
+        expect((yield* Effect.flip(catalog.get("r")))._tag).toBe("BackupNotFound")
+        expect(yield* catalog.list()).toEqual([])
+        // gone, or never there: nothing to remove
+        expect(yield* catalog.remove("r", ["creating"])).toBe(false)
+        // the id can be used again
+        yield* catalog.create(newBackupRecord({ id: "r", volume_id: "v", volume_size_bytes: 2 }))
+        expect((yield* catalog.get("r")).volume_size_bytes).toBe(2)
+      })))
+
+    it.live("watch of a removed record ends", () =>
+      run(Effect.gen(function*() {
+        const catalog = yield* BackupCatalog
+        yield* catalog.create(newBackupRecord({ id: "w", volume_id: "v", volume_size_bytes: 1 }))
+        const seen = yield* Effect.fork(Stream.runCollect(catalog.watch("w")))
+        yield* Effect.sleep("50 millis")
+        yield* catalog.remove("w", ["creating"])
+        const statuses = yield* Fiber.join(seen).pipe(Effect.timeout("5 seconds"))
+        expect(Chunk.toReadonlyArray(statuses)).toEqual(["creating"])
+      })))
+
     it.live("watch emits the current status, then each change, without repeats", () =>
       run(Effect.gen(function*() {
         const catalog = yield* BackupCatalog

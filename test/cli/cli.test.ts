@@ -281,6 +281,9 @@ describe("CLI crash consistency and verify", () => {
         const firstResult = yield* Effect.promise(() => first.result)
         expect(firstResult.code, firstResult.stderr).toBe(0)
         const incrId = firstResult.stdout.trim()
+        // The refused attempt left no record, not even an `error` one.
+        const all = JSON.parse((yield* cli(["--json", "list", "--all"], env)).stdout) as ReadonlyArray<{ status: string }>
+        expect(all.map((r) => r.status), JSON.stringify(all)).toEqual(["available", "available"])
         expect((yield* cli(["verify", incrId, "--full"], env)).code).toBe(0)
         const target = join(dir, "out.img")
         expect((yield* cli(["restore", incrId, target], env)).code).toBe(0)

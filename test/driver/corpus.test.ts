@@ -272,9 +272,8 @@ const cases: ReadonlyArray<Case> = [
     name: "an incremental of a volume that grew",
     arrange: (f) => writeVolume(f.volumePath, pattern(30_000)),
     act: (f) => backup({ id: "x", volume_id: "v", parent_id: "inc" }, f.volumePath, options),
-    tag: "InvalidBackup",
-    mentions: ["backup x", "volume size increased"],
-    newRecord: "x"
+    tag: "InvalidRequest",
+    mentions: ["volume size increased since backup inc"]
   },
   {
     name: "an incremental whose parent's sha256 file is truncated",
@@ -295,17 +294,16 @@ const cases: ReadonlyArray<Case> = [
   {
     name: "an incremental on a missing parent",
     act: (f) => backup({ id: "x", volume_id: "v", parent_id: "nobody" }, f.volumePath, options),
-    tag: "InvalidBackup",
-    mentions: ["backup x", "parent backup nobody does not exist"],
-    newRecord: "x"
+    // refused before a record exists
+    tag: "InvalidRequest",
+    mentions: ["parent backup nobody does not exist"]
   },
   {
     name: "an incremental on a parent that is not available",
     arrange: () => Effect.flatMap(BackupCatalog, (c) => c.transition("inc", ["available"], "error")),
     act: (f) => backup({ id: "x", volume_id: "v", parent_id: "inc" }, f.volumePath, options),
-    tag: "InvalidBackup",
-    mentions: ["backup x", "parent backup inc is error"],
-    newRecord: "x"
+    tag: "InvalidRequest",
+    mentions: ["parent backup inc is error, not available"]
   },
   // --- volumes
   {

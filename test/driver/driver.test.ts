@@ -159,7 +159,7 @@ describe("restore refuses broken backups with typed errors", () => {
 })
 
 describe("backup refusals", () => {
-  it.effect("sha block size changed since the parent, or volume grew: InvalidBackup; nothing written", () =>
+  it.effect("sha block size changed since the parent: InvalidBackup; volume grew: InvalidRequest before any record", () =>
     withChain((dir) =>
       Effect.gen(function* () {
         const path = join(dir, "vol.img")
@@ -170,11 +170,11 @@ describe("backup refusals", () => {
         expect(changed.message).toContain("hash block size has changed")
         yield* writeVolume(path, pattern(30_000))
         const grew = yield* Effect.flip(backup({ id: "x2", volume_id: "v", parent_id: "inc" }, path, options))
-        expect(grew._tag).toBe("InvalidBackup")
+        expect(grew._tag).toBe("InvalidRequest")
         expect(grew.message).toContain("volume size increased")
         const catalog = yield* BackupCatalog
         expect((yield* catalog.get("x1")).status).toBe("error")
-        expect((yield* catalog.get("x2")).status).toBe("error")
+        expect((yield* Effect.flip(catalog.get("x2")))._tag).toBe("BackupNotFound")
       })
     ).pipe(Effect.provide(memoryServices()))
   )

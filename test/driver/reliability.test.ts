@@ -185,7 +185,8 @@ describe("leases and cleanup", () => {
         const refused = yield* Effect.flip(backup({ id: "second", volume_id: "v" }, path, options))
         expect(refused._tag).toBe("VolumeBusy")
         expect(refused.message).toBe("volume v is being backed up by backup first; try again when it has finished")
-        expect((yield* catalog.get("second")).status).toBe("error")
+        // Refused before it started: no record is left behind.
+        expect((yield* Effect.flip(catalog.get("second")))._tag).toBe("BackupNotFound")
         yield* Fiber.join(first)
         // Another volume is not blocked, and a dead process's record does not block either.
         yield* catalog.create(newBackupRecord({ id: "ghost", volume_id: "u", volume_size_bytes: 1, lease_expires_at: new Date(0) }))
