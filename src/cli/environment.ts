@@ -11,7 +11,7 @@ import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
-import { parseStoreUrl, storeUrlLayer } from "../store/storeConfig.js"
+import { describeConfigError, parseStoreUrl, storeUrlLayer } from "../store/storeConfig.js"
 
 export interface GlobalOptions {
   readonly repo: string
@@ -31,7 +31,7 @@ export const storeLayer = (url: string) => {
   if (network !== undefined) {
     if (Either.isLeft(network)) return Effect.fail(new InvalidRequest({ reason: `store ${url}: ${network.left}` }))
     return storeUrlLayer(network.right).pipe(
-      Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${String(error)}` })),
+      Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${describeConfigError(error)}` })),
       Effect.map((layer) => layerRetry().pipe(Layer.provide(layer), Layer.provide(NodeHttpClient.layerUndici)))
     )
   }

@@ -164,15 +164,16 @@ export const makeS3 = (options: S3StoreOptions) =>
         message: xmlValues(xml, "Message")[0] ?? ""
       }))
 
+    const failWith = (where: Where, status: number, code: string, message: string) => {
+      const detail = [code, message].filter((s) => s !== "").join(": ")
+      return Effect.fail(
+        code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId" || code === "AccessDenied"
+          ? new StoreAuthError({ ...fieldsOf(where, `HTTP ${status} (${detail})`), status })
+          : failureForStatus(where, status, detail, TRANSIENT_CODES.has(code))
+      )
+    }
     const fail = (where: Where, response: HttpClientResponse.HttpClientResponse) =>
-      Effect.flatMap(errorOf(response), ({ code, message }) => {
-        const detail = [code, message].filter((s) => s !== "").join(": ")
-        return Effect.fail(
-          code === "SignatureDoesNotMatch" || code === "InvalidAccessKeyId" || code === "AccessDenied"
-            ? new StoreAuthError({ ...fieldsOf(where, `HTTP ${response.status} (${detail})`), status: response.status })
-            : failureForStatus(where, response.status, detail, TRANSIENT_CODES.has(code))
-        )
-      })
+      Effect.flatMap(errorOf(response), ({ code, message }) => failWith(where, response.status, code, message))
 
     const exec = (where: Where, req: HttpClientRequest.HttpClientRequest) => send(client, where, req, timeout)
 
@@ -186,6 +187,13 @@ export const makeS3 = (options: S3StoreOptions) =>
           const actual = response.headers["x-amz-bucket-region"] ?? "another region"
           return yield* new StoreError(fieldsOf(where, `bucket ${bucket} is in ${actual}, not ${region}`))
         }
+        // A HEAD answer has no body, so no S3 error code: ask again with a GET, whose error document says
+        // what is wrong (InvalidBucketName, SignatureDoesNotMatch, AccessDenied, ...).
+        const explained = yield* exec(where, request("GET", bucket, undefined, { query: "location=" }))
+        if (!ok(explained) && explained.status !== 404) {
+          const { code, message } = yield* errorOf(explained)
+          if (code !== "") return yield* failWith(where, explained.status, code, message)
+        } else yield* smallText(explained)
         return yield* Effect.fail(
           failureForStatus(where, response.status, response.status === 403 ? "the bucket exists but these credentials may not use it" : "")
         )

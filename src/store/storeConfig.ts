@@ -235,7 +235,8 @@ export const parseStoreUrl = (url: string): Either.Either<StoreUrl, string> | un
   }
   if (scheme === "s3") {
     if (parsed.host === "") return Either.left("s3://<bucket>: the bucket is missing")
-    settings.set("S3_BUCKET", decodeURIComponent(parsed.host))
+    // The bucket as typed: URL parsing would lower-case it as a host name.
+    settings.set("S3_BUCKET", decodeURIComponent(/^s3:\/\/([^/?#]*)/.exec(url)?.[1] ?? parsed.host))
     return Either.right({ kind: "s3", settings })
   }
   const protocol = scheme === "swift+http" ? "http:" : "https:"
@@ -247,6 +248,43 @@ export const parseStoreUrl = (url: string): Either.Either<StoreUrl, string> | un
   else return Either.left(`auth=${kind}: expected v1, v3 or token`)
   settings.set("SWIFT_AUTH", kind === "keystone" ? "v3" : kind)
   return Either.right({ kind: "swift", settings })
+}
+
+/**
+ * A ConfigError in plain words: the settings that are missing, then what is
+ * wrong with the others. Effect's own text repeats each missing name once per
+ * provider tried ("(Missing data at X …) or (Missing data at X …)").
+ */
+export const describeConfigError = (error: ConfigError.ConfigError): string => {
+  const missingNames = new Set<string>()
+  const badNames = new Set<string>()
+  const other = new Set<string>()
+  const visit = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        visit(e.left)
+        visit(e.right)
+        return
+      case "MissingData": {
+        const name = e.path.join(".")
+        // Effect's generic texts say only that the name is missing; ours say why.
+        if (/^Expected .* to exist|^<redacted>$/.test(e.message)) missingNames.add(name)
+        else other.add(e.message)
+        return
+      }
+      default:
+        badNames.add(e.path.join("."))
+        other.add(`${e.path.join(".")} is not valid: ${e.message.replace(/^Expected/, "expected")}`)
+    }
+  }
+  visit(error)
+  // A value that is set but bad is missing only from the providers tried before it.
+  const names = [...missingNames].filter((name) => !badNames.has(name))
+  const missingText = names.length === 0
+    ? []
+    : [`${names.length === 1 ? "the setting" : "the settings"} ${names.slice(0, -1).join(", ")}${names.length > 1 ? " and " : ""}${names.at(-1)} ${names.length === 1 ? "is" : "are"} not set (environment variables)`]
+  return [...missingText, ...other].join("; ")
 }
 
 /** Reads the configuration of a parsed store URL (its settings first, then the environment) into a layer. */

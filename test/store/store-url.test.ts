@@ -8,7 +8,7 @@ import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { parseStoreUrl, s3Config, swiftConfig } from "../../src/index.js"
+import { describeConfigError, parseStoreUrl, s3Config, swiftConfig } from "../../src/index.js"
 import { storeLayer } from "../../src/cli/environment.js"
 import { cli } from "../support/cli.js"
 import { loopback, uniqueContainer } from "../support/swift.js"
@@ -116,9 +116,33 @@ describe("Swift and S3 Config", () => {
     Effect.gen(function* () {
       const error = yield* Effect.flip(storeLayer("s3://bucket?endpoint=http://127.0.0.1:1"))
       expect(error._tag).toBe("InvalidRequest")
-      expect(error.message).toContain("AWS_ACCESS_KEY_ID")
+      expect(error.message).toBe(
+        "store s3://bucket?endpoint=http://127.0.0.1:1: the settings AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (environment variables)"
+      )
     }).pipe(withEnv({}))
   )
+
+  it.effect("a setting that is set but malformed is named as not valid, not as missing", () => {
+    // Two providers, as storeUrlLayer reads the URL's settings and then the environment.
+    const described = (url: Record<string, string>, env: Record<string, string>) =>
+      Effect.map(
+        Effect.flip(Effect.withConfigProvider(s3Config, ConfigProvider.orElse(ConfigProvider.fromMap(new Map(Object.entries(url))), () => ConfigProvider.fromMap(new Map(Object.entries(env)))))),
+        describeConfigError
+      )
+    return Effect.gen(function* () {
+      expect(yield* described({ S3_BUCKET: "b" }, { AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "b", S3_TIMEOUT: "soon" })).toBe(
+        'S3_TIMEOUT is not valid: expected a number value but received "soon"'
+      )
+      expect(yield* described({ S3_BUCKET: "b" }, { AWS_ACCESS_KEY_ID: "a" })).toBe(
+        "the setting AWS_SECRET_ACCESS_KEY is not set (environment variables)"
+      )
+      expect(yield* described({}, {})).toBe("the settings AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (environment variables)")
+    })
+  })
+
+  it("an s3:// bucket keeps the case it was typed in", () => {
+    expect(settings("s3://Mixed_Case?region=eu-west-1").settings).toEqual({ S3_BUCKET: "Mixed_Case", AWS_REGION: "eu-west-1" })
+  })
 })
 
 const sw = loopback
@@ -152,6 +176,28 @@ describe.skipIf(sw === undefined)("the CLI on the loopback Swift", () => {
       { SWIFT_USER: sw!.user, SWIFT_KEY: sw!.key },
       sw!.key
     )
+  )
+
+  it.live("S3 refusals name the S3 error code: an invalid bucket name, a wrong secret (exit 9)", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "cb-cli-s3-"))
+      try {
+        writeFileSync(join(dir, "vol.img"), volume)
+        const env = { AWS_ACCESS_KEY_ID: sw!.s3AccessKey, AWS_SECRET_ACCESS_KEY: sw!.s3SecretKey }
+        const backupTo = (bucket: string, extra: Record<string, string> = {}) =>
+          cli(["--repo", join(dir, "repo"), "--store", `s3://${bucket}?endpoint=${sw!.s3Endpoint}&region=${sw!.s3Region}&path-style=true`, "backup", join(dir, "vol.img")], { ...env, ...extra })
+        const badName = yield* backupTo("Bad_Bucket!")
+        expect(badName.code).toBe(9)
+        expect(badName.stderr).toContain("Bad_Bucket!")
+        expect(badName.stderr).toContain("InvalidBucketName")
+        const wrongSecret = yield* backupTo(uniqueContainer("cli"), { AWS_SECRET_ACCESS_KEY: "wrong" })
+        expect(wrongSecret.code).toBe(9)
+        expect(wrongSecret.stderr).toContain("SignatureDoesNotMatch")
+        expect(wrongSecret.stderr).not.toContain("the bucket exists")
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
   )
 
   it.live("--store s3://bucket?endpoint=…&path-style=true with AWS_* keys", () =>
