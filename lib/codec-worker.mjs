@@ -31,10 +31,20 @@ const zstdInto = (data) => {
 
 // Set by the pool when it cancels this worker's job: long native work (bzip2) stops at its next step.
 const stop = workerData?.stop instanceof Int32Array ? workerData.stop : new Int32Array(new SharedArrayBuffer(4))
+// The volume bytes the current job has worked through, for progress within an object: the pool zeroes it
+// before each job, bzip2 adds its steps as it goes, and the others are credited here as each piece ends.
+const done = workerData?.done instanceof BigInt64Array ? workerData.done : new BigInt64Array(new SharedArrayBuffer(8))
+/** Runs `work` on `bytes` volume bytes and leaves them counted, however much of it native code counted meanwhile. */
+const counting = async (bytes, work) => {
+  const before = Atomics.load(done, 0)
+  const result = await work()
+  Atomics.store(done, 0, before + BigInt(bytes))
+  return result
+}
 
 const compressors = {
   zlib: nativeZlib.deflate === undefined ? async (data) => zlib.deflateSync(data, { level: 6 }) : async (data) => nativeZlib.deflate(data, 6),
-  bz2: (data) => bz2.compress(data, 9, stop),
+  bz2: (data) => bz2.compress(data, 9, stop, done),
   zstd: async (data) => zstdInto(data)
 }
 
@@ -48,7 +58,7 @@ const decompressors = {
   },
   zlib: (data, target) => nativeZlib.inflateInto(data, target),
   bz2: async (data, target) => {
-    const plain = await bz2.decompress(data, target.length, stop)
+    const plain = await bz2.decompress(data, target.length, stop, done)
     target.set(plain)
     return plain.length
   },
@@ -232,6 +242,7 @@ const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
   }
   const md5s = md5sOf(decoded)
   const outcomes = []
+  let visible = 0
   for (const [i, plain] of decoded.entries()) {
     const { expectedLength, expectedMd5, ranges, sha256 } = objects[i]
     const checked = { md5: md5s[i], length: plain.length }
@@ -246,6 +257,9 @@ const restoreObjects = async ({ id, objects, into, fd, sparse }) => {
     }
     try {
       for (const [start, end, position] of ranges) writeRange(fd, plain.subarray(start, end), position, sparse)
+      visible += ranges.reduce((sum, [start, end]) => sum + end - start, 0)
+      // The object's decompression counted all its bytes; what counts is what reached the target.
+      Atomics.store(done, 0, BigInt(visible))
       outcomes.push({ ...checked, ok: true })
     } catch (error) {
       outcomes.push(failedAt("write", error))
@@ -290,14 +304,14 @@ parentPort.on("message", async (message) => {
       const digests = shaBlocks(data, blockSize)
       parentPort.postMessage({ id, digests }, [digests.buffer])
     } else if (op === "compress") {
-      const { reply, transfer } = await compressPiece(algorithm, data)
+      const { reply, transfer } = await counting(data.length, () => compressPiece(algorithm, data))
       parentPort.postMessage({ id, ...reply }, transfer)
     } else if (op === "compressMany") {
       // Several small pieces (views of one slot) in one message: one round trip for all of them.
       const replies = []
       const transfer = []
       for (const piece of message.pieces) {
-        const one = await compressPiece(algorithm, piece)
+        const one = await counting(piece.length, () => compressPiece(algorithm, piece))
         replies.push(one.reply)
         transfer.push(...one.transfer)
       }
@@ -305,7 +319,7 @@ parentPort.on("message", async (message) => {
     } else {
       // Into the caller's slot when given one, else into a buffer sent back.
       const target = into === undefined ? new Uint8Array(expectedLength) : into.subarray(0, Math.min(into.length, expectedLength))
-      const length = await decompressors[algorithm](data, target)
+      const length = await counting(target.length, () => decompressors[algorithm](data, target))
       const digest = md5Of(target.subarray(0, length))
       if (into !== undefined) {
         parentPort.postMessage({ id, md5: digest, length })

@@ -6,14 +6,17 @@
  * Cinder's `bz2.compress(data, 9)`. Work runs on the libuv pool so several
  * objects can be (de)compressed in parallel without blocking the event loop.
  *
- * exports.compress(buffer, level[, stop]) -> Promise<Buffer>
- * exports.decompress(buffer, maxLength[, stop]) -> Promise<Buffer>  (multi-stream;
+ * exports.compress(buffer, level[, stop[, done]]) -> Promise<Buffer>
+ * exports.decompress(buffer, maxLength[, stop[, done]]) -> Promise<Buffer>  (multi-stream;
  *   fails rather than produce more than maxLength bytes, when maxLength > 0)
  *
  * `stop`, an Int32Array (in shared memory), lets another thread stop a job:
  * the work runs in steps of STEP bytes and gives up once stop[0] is not 0. A
  * worker thread cannot be terminated while its async work runs, and a 50 MiB
  * chunk takes bzip2 seconds; with steps, a cancelled backup stops at once.
+ * `done`, a BigInt64Array (in shared memory), gets each step's bytes (of input
+ * when compressing, of output when decompressing) added to done[0], so that
+ * another thread can show progress within an object.
  */
 #include <bzlib.h>
 #include <node_api.h>
@@ -29,6 +32,8 @@ typedef struct {
   napi_async_work work;
   napi_ref stop_ref;
   const volatile int32_t *stop;
+  napi_ref done_ref;
+  int64_t *done;
   napi_deferred deferred;
   napi_ref input_ref;
   const char *input;
@@ -43,6 +48,10 @@ typedef struct {
 
 static int stopped(const Job *job) {
   return job->stop != NULL && __atomic_load_n(job->stop, __ATOMIC_RELAXED) != 0;
+}
+
+static void count(const Job *job, size_t bytes) {
+  if (job->done != NULL) __atomic_fetch_add(job->done, (int64_t)bytes, __ATOMIC_RELAXED);
 }
 
 /*
@@ -73,6 +82,7 @@ static void run_compress(Job *job) {
       if (rc != BZ_RUN_OK) { BZ2_bzCompressEnd(&s); job->error = rc < 0 ? rc : BZ_OUTBUFF_FULL; return; }
     }
     fed += step;
+    count(job, step);
   }
   do {
     rc = BZ2_bzCompress(&s, BZ_FINISH);
@@ -112,6 +122,7 @@ static void run_decompress(Job *job) {
       char *before = s.next_out;
       rc = BZ2_bzDecompress(&s);
       produced += (size_t)(s.next_out - before);
+      count(job, (size_t)(s.next_out - before));
       if (rc == BZ_STREAM_END) break;
       if (rc != BZ_OK) { BZ2_bzDecompressEnd(&s); job->error = rc; return; }
       if (s.avail_in == 0 && s.avail_out > 0 && produced < cap) {
@@ -174,13 +185,23 @@ static void complete(napi_env env, napi_status status, void *data) {
   }
   napi_delete_reference(env, job->input_ref);
   if (job->stop_ref != NULL) napi_delete_reference(env, job->stop_ref);
+  if (job->done_ref != NULL) napi_delete_reference(env, job->done_ref);
   napi_delete_async_work(env, job->work);
   free(job);
 }
 
+/* The data of a non-empty typed array of `want`'s type, in *data; false when `value` is not one. */
+static bool typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data) {
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  size_t length;
+  return napi_is_typedarray(env, value, &is_typedarray) == napi_ok && is_typedarray &&
+         napi_get_typedarray_info(env, value, &type, &length, data, NULL, NULL) == napi_ok && type == want && length >= 1;
+}
+
 static napi_value start(napi_env env, napi_callback_info info, int decompress) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is_buffer = false;
   if (argc < 2 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer) {
@@ -203,20 +224,20 @@ static napi_value start(napi_env env, napi_callback_info info, int decompress) {
     napi_throw_range_error(env, NULL, "bzip2: object larger than 4 GiB");
     return NULL;
   }
-  if (argc >= 3) {
-    bool is_typedarray = false;
-    napi_typedarray_type type;
-    size_t length;
-    void *stop;
-    if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
-        napi_get_typedarray_info(env, argv[2], &type, &length, &stop, NULL, NULL) != napi_ok ||
-        type != napi_int32_array || length < 1) {
-      free(job);
-      napi_throw_type_error(env, NULL, "bzip2: stop must be an Int32Array");
-      return NULL;
-    }
+  void *stop = NULL, *done = NULL;
+  if ((argc >= 3 && !typed_array(env, argv[2], napi_int32_array, &stop)) ||
+      (argc >= 4 && !typed_array(env, argv[3], napi_bigint64_array, &done))) {
+    free(job);
+    napi_throw_type_error(env, NULL, "bzip2: stop must be an Int32Array and done a BigInt64Array");
+    return NULL;
+  }
+  if (stop != NULL) {
     job->stop = stop;
     napi_create_reference(env, argv[2], 1, &job->stop_ref);
+  }
+  if (done != NULL) {
+    job->done = done;
+    napi_create_reference(env, argv[3], 1, &job->done_ref);
   }
   napi_create_reference(env, argv[0], 1, &job->input_ref);
   napi_value promise, name;

@@ -20,6 +20,25 @@ export const formatBytes = (bytes: number): string => {
 const formatSeconds = (seconds: number) =>
   !Number.isFinite(seconds) ? "--" : seconds < 60 ? `${Math.ceil(seconds)}s` : `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, "0")}s`
 
+/**
+ * Bytes per second for the ETA, smoothed: the average since the start for
+ * the first `tau` seconds, then an exponentially weighted rate with time
+ * constant `tau`, so that one slow object or a pause of the network does not
+ * swing the ETA, yet a lasting change of speed shows within a few `tau`.
+ */
+export const makeRateMeter = (tau = 10) => {
+  let last: { readonly bytes: number; readonly seconds: number } | undefined
+  let rate = 0
+  return (bytes: number, seconds: number): number => {
+    const dt = last === undefined ? seconds : seconds - last.seconds
+    if (dt <= 0) return rate
+    if (seconds <= tau || last === undefined) rate = bytes / Math.max(0.001, seconds)
+    else rate += (1 - Math.exp(-dt / tau)) * ((bytes - last.bytes) / dt - rate)
+    last = { bytes, seconds }
+    return rate
+  }
+}
+
 export interface ProgressView {
   /** The driver's progress options: the renderer, and how often it wants events (a bar many, a log fewer). */
   readonly options: Required<ProgressOptions>
@@ -51,8 +70,10 @@ export const summaryOf = (event: ProgressEvent) => {
 
 export const makeProgressView = (options: { readonly json: boolean; readonly stream?: NodeJS.WriteStream }): ProgressView => {
   const stream = options.stream ?? process.stderr
-  const started = Date.now()
-  const throughput = (event: ProgressEvent) => event.bytesDone / Math.max(0.001, (Date.now() - started) / 1000)
+  const meter = makeRateMeter()
+  // The smoothed rate while it runs; the average at the end.
+  const throughput = (event: ProgressEvent) =>
+    event.done ? event.bytesTotal / Math.max(0.001, event.seconds) : meter(event.bytesDone, event.seconds)
   let last: ProgressEvent | undefined
   const keep = (render: (event: ProgressEvent) => Effect.Effect<void>) => (event: ProgressEvent) =>
     Effect.zipRight(Effect.sync(() => void (last = event)), render(event))
@@ -82,7 +103,7 @@ export const makeProgressView = (options: { readonly json: boolean; readonly str
         const words =
           `${event.percent.toFixed(0).padStart(3)}% ` +
           `${formatBytes(event.bytesDone)}/${formatBytes(event.bytesTotal)} ` +
-          `${formatBytes(rate)}/s ${event.done ? `in ${formatSeconds((Date.now() - started) / 1000)}` : `ETA ${formatSeconds(eta)}`}`
+          `${formatBytes(rate)}/s ${event.done ? `in ${formatSeconds(event.seconds)}` : `ETA ${formatSeconds(eta)}`}`
         // One line whatever the terminal's width: a redraw that wraps stacks lines instead of replacing one.
         const columns = Math.max(20, (stream.columns ?? 80) - 1)
         const width = Math.max(0, Math.min(30, columns - event.operation.length - words.length - 2))

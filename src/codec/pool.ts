@@ -8,7 +8,7 @@
  * Other input is transferred when it is a whole buffer, else copied first,
  * so the buffer it is a view of survives.
  */
-import { Effect } from "effect"
+import { Effect, FiberRef } from "effect"
 import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { Worker } from "node:worker_threads"
@@ -47,10 +47,12 @@ const findWorkerScript = (): string => {
   return path
 }
 
-interface Job {
+interface QueuedJob {
+  readonly id: number
   readonly message: Record<string, unknown>
   readonly transfer: ReadonlyArray<ArrayBuffer>
   readonly resolve: (reply: Reply) => void
+  readonly tracked: Tracked | undefined
 }
 
 /** Shared data as it is; a whole buffer to transfer; a view into a larger buffer copied, so the rest survives. */
@@ -58,6 +60,31 @@ const sendable = (data: Uint8Array): Uint8Array =>
   isShared(data) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) ? data : data.slice()
 
 const transferOf = (data: Uint8Array): Array<ArrayBuffer> => (isShared(data) ? [] : [data.buffer as ArrayBuffer])
+
+/**
+ * The codec work of one operation that is under way: the volume bytes its
+ * running jobs have worked through so far, read from the counters the
+ * workers keep in shared memory. A progress display adds them to what is
+ * finished, so a 50 MiB bzip2 object moves the bar while it compresses.
+ */
+export class WorkInFlight {
+  /** Running jobs: their worker's counter, and the most the job counts for. */
+  readonly jobs = new Set<{ readonly counter: BigInt64Array; readonly weight: number }>()
+  bytes(): number {
+    let sum = 0
+    for (const job of this.jobs) sum += Math.min(job.weight, Number(Atomics.load(job.counter, 0)))
+    return sum
+  }
+}
+
+/** The operation whose progress a worker job counts towards (set by makeProgress for the fibers of its operation). */
+export const currentWorkInFlight: FiberRef.FiberRef<WorkInFlight | undefined> = FiberRef.unsafeMake<WorkInFlight | undefined>(undefined)
+
+interface Tracked {
+  readonly work: WorkInFlight
+  /** the volume bytes the job stands for */
+  readonly weight: number
+}
 
 /**
  * Jobs wait here, not in a worker's inbox: a worker gets its next job only
@@ -68,12 +95,16 @@ const transferOf = (data: Uint8Array): Array<ArrayBuffer> => (isShared(data) ? [
 class Pool {
   private readonly script = findWorkerScript()
   private readonly idle: Array<Worker> = []
-  private readonly queue: Array<Job & { readonly id: number }> = []
+  private readonly queue: Array<QueuedJob> = []
   private readonly waiting = new Map<number, (reply: Reply) => void>()
   /** The worker each posted job runs on. */
   private readonly running = new Map<number, Worker>()
   /** Each worker's stop flag (shared memory): set, its long native work (bzip2) gives up at the next step. */
   private readonly stops = new Map<Worker, Int32Array>()
+  /** Each worker's count of the volume bytes its current job has worked through (shared memory). */
+  private readonly counters = new Map<Worker, BigInt64Array>()
+  /** Where each posted job that counts towards an operation's progress is registered. */
+  private readonly tracked = new Map<number, { readonly work: WorkInFlight; readonly entry: { readonly counter: BigInt64Array; readonly weight: number } }>()
   private nextId = 0
 
   constructor(size: number) {
@@ -82,14 +113,18 @@ class Pool {
 
   private spawn(): Worker {
     const stop = new Int32Array(new SharedArrayBuffer(4))
-    const worker = new Worker(this.script, { workerData: { stop } })
+    const done = new BigInt64Array(new SharedArrayBuffer(8))
+    const worker = new Worker(this.script, { workerData: { stop, done } })
     this.stops.set(worker, stop)
+    this.counters.set(worker, done)
     worker.on("message", (reply: Reply) => {
       // The reply of a job cancelled meanwhile: its worker is being terminated, not reused.
       if (!this.running.has(reply.id)) return
       const resolve = this.waiting.get(reply.id)
       this.waiting.delete(reply.id)
       this.running.delete(reply.id)
+      // Before the worker's next job reuses the counter.
+      this.untrack(reply.id)
       this.next(worker)
       resolve?.(reply)
     })
@@ -105,9 +140,24 @@ class Pool {
     this.idle.push(worker)
   }
 
-  private post(worker: Worker, job: Job & { readonly id: number }) {
+  private untrack(id: number) {
+    const tracked = this.tracked.get(id)
+    if (tracked === undefined) return
+    tracked.work.jobs.delete(tracked.entry)
+    this.tracked.delete(id)
+  }
+
+  private post(worker: Worker, job: QueuedJob) {
     this.waiting.set(job.id, job.resolve)
     this.running.set(job.id, worker)
+    // The worker is idle, so nothing else writes its counter now.
+    const counter = this.counters.get(worker)!
+    Atomics.store(counter, 0, 0n)
+    if (job.tracked !== undefined) {
+      const entry = { counter, weight: job.tracked.weight }
+      job.tracked.work.jobs.add(entry)
+      this.tracked.set(job.id, { work: job.tracked.work, entry })
+    }
     worker.ref()
     worker.postMessage({ ...job.message, id: job.id }, job.transfer as Array<ArrayBuffer>)
   }
@@ -119,11 +169,11 @@ class Pool {
    * place), and resolves once that worker is gone, so nothing of the job
    * (a restore's writes) happens after it.
    */
-  run(message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []) {
+  run(message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = [], tracked?: Tracked) {
     const payload = sendable(data)
     const id = this.nextId++
     const promise = new Promise<Reply>((resolve) => {
-      const job = { id, message: { ...message, data: payload }, transfer: [...transfer, ...transferOf(payload)], resolve }
+      const job: QueuedJob = { id, message: { ...message, data: payload }, transfer: [...transfer, ...transferOf(payload)], resolve, tracked }
       const worker = this.idle.pop()
       if (worker === undefined) this.queue.push(job)
       else this.post(worker, job)
@@ -135,6 +185,8 @@ class Pool {
       if (worker === undefined) return
       this.running.delete(id)
       this.waiting.delete(id)
+      this.untrack(id)
+      this.counters.delete(worker)
       // A worker cannot be terminated while native work of its runs: ask that work to stop first.
       Atomics.store(this.stops.get(worker)!, 0, 1)
       this.stops.delete(worker)
@@ -164,15 +216,18 @@ export const poolSize = () => Math.max(1, availableParallelism())
  * worker is terminated and replaced, and the interruption completes once it
  * is gone.
  */
-const inWorker = (message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = []) =>
-  Effect.async<Reply>((resume) => {
-    const job = pool().run(message, data, transfer)
-    void job.promise.then((reply) => resume(Effect.succeed(reply)))
-    return Effect.promise(job.cancel)
-  })
+const inWorker = (message: Record<string, unknown>, data: Uint8Array, transfer: ReadonlyArray<ArrayBuffer> = [], weight = 0) =>
+  Effect.flatMap(FiberRef.get(currentWorkInFlight), (work) =>
+    Effect.async<Reply>((resume) => {
+      const job = pool().run(message, data, transfer, work !== undefined && weight > 0 ? { work, weight } : undefined)
+      void job.promise.then((reply) => resume(Effect.succeed(reply)))
+      return Effect.promise(job.cancel)
+    })
+  )
 
-const call = (message: Record<string, unknown>, data: Uint8Array) =>
-  Effect.flatMap(inWorker(message, data), (reply) => (reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed(reply)))
+/** `weight`: the volume bytes the job stands for in its operation's progress. */
+const call = (message: Record<string, unknown>, data: Uint8Array, weight = 0) =>
+  Effect.flatMap(inWorker(message, data, [], weight), (reply) => (reply.error !== undefined ? Effect.fail(reply.error) : Effect.succeed(reply)))
 
 /**
  * md5 and compression of one object in a worker. A whole non-shared buffer
@@ -180,7 +235,7 @@ const call = (message: Record<string, unknown>, data: Uint8Array) =>
  * comes back as `bytes`). Shared data stays where it is.
  */
 export const compressInWorker = (algorithm: string, data: Uint8Array): Effect.Effect<CodecResult, string> =>
-  Effect.map(call({ op: "compress", algorithm }, data), (reply) => ({
+  Effect.map(call({ op: "compress", algorithm }, data, data.length), (reply) => ({
     bytes: reply.raw === true && isShared(data) ? data : reply.bytes!,
     md5: reply.md5!,
     raw: reply.raw === true
@@ -194,7 +249,7 @@ export const compressInWorker = (algorithm: string, data: Uint8Array): Effect.Ef
 export const compressManyInWorker = (algorithm: string, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<Array<CodecResult>, string> =>
   pieces.some((piece) => !isShared(piece))
     ? Effect.dieMessage("compressManyInWorker: every piece must be in shared memory (a slot)")
-    : Effect.map(call({ op: "compressMany", algorithm, pieces }, new Uint8Array(0)), (reply) =>
+    : Effect.map(call({ op: "compressMany", algorithm, pieces }, new Uint8Array(0), pieces.reduce((sum, p) => sum + p.length, 0)), (reply) =>
         reply.pieces!.map((one, i) => ({ bytes: one.raw ? pieces[i]! : one.bytes!, md5: one.md5, raw: one.raw }))
       )
 
@@ -218,7 +273,7 @@ export const decompressInWorker = (
 ): Effect.Effect<CodecResult, string> =>
   into !== undefined && !isShared(into)
     ? Effect.dieMessage("decompressInWorker: `into` must be in shared memory (a slot)")
-    : Effect.map(call({ op: "decompress", algorithm, expectedLength, into }, data), (reply) => ({
+    : Effect.map(call({ op: "decompress", algorithm, expectedLength, into }, data, expectedLength), (reply) => ({
         bytes: into === undefined ? reply.bytes! : into.subarray(0, reply.length!),
         md5: reply.md5!,
         raw: false
@@ -278,7 +333,8 @@ export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<Re
   )
   const transfer = objects.flatMap((o) => ("data" in o ? transferOf(o.data) : []))
   const message = { op: "restore", objects, into: job.into, fd: job.fd, sparse: job.sparse }
-  return inWorker(message, new Uint8Array(0), transfer).pipe(
+  const visible = job.objects.reduce((sum, o) => o.ranges.reduce((inner, [start, end]) => inner + end - start, sum), 0)
+  return inWorker(message, new Uint8Array(0), transfer, visible).pipe(
     Effect.flatMap((reply) =>
       reply.error !== undefined
         ? Effect.dieMessage(`restore worker failed: ${reply.error}`)

@@ -4,6 +4,7 @@
  * renders them, a library user subscribes with `onProgress`.
  */
 import { Duration, Effect, Schedule } from "effect"
+import { currentWorkInFlight, WorkInFlight } from "../codec/pool.js"
 
 export interface ProgressEvent {
   readonly operation: "backup" | "restore" | "verify"
@@ -31,7 +32,9 @@ export interface ProgressOptions {
 
 /**
  * A progress counter for one operation. The timer runs in the caller's
- * scope, so it stops with the operation.
+ * scope, so it stops with the operation. `bytesDone` counts finished steps
+ * and the part of the codec jobs under way that is done (a bzip2 object
+ * moves the bar as it compresses); it never goes back.
  */
 export const makeProgress = (
   operation: ProgressEvent["operation"],
@@ -47,17 +50,25 @@ export const makeProgress = (
     let bytesChanged = 0
     let bytesStored = 0
     const started = Date.now()
-    const event = (done: boolean): ProgressEvent => ({
-      operation,
-      backupId,
-      bytesDone: done ? bytesTotal : bytesDone,
-      bytesTotal,
-      objects,
-      percent: done || bytesTotal === 0 ? 100 : Math.min(100, (100 * bytesDone) / bytesTotal),
-      done,
-      seconds: (Date.now() - started) / 1000,
-      ...(operation === "backup" ? { bytesChanged, bytesStored } : {})
-    })
+    // The codec jobs this operation's fibers (forked from here on) start count in `inFlight`.
+    const inFlight = new WorkInFlight()
+    yield* Effect.locallyScoped(currentWorkInFlight, inFlight)
+    let shown = 0
+    const event = (done: boolean): ProgressEvent => {
+      // A job's count leaves `inFlight` when it ends, shortly before its step is counted: keep the larger.
+      shown = done ? bytesTotal : Math.max(shown, Math.min(bytesTotal, bytesDone + inFlight.bytes()))
+      return {
+        operation,
+        backupId,
+        bytesDone: shown,
+        bytesTotal,
+        objects,
+        percent: done || bytesTotal === 0 ? 100 : Math.min(100, (100 * shown) / bytesTotal),
+        done,
+        seconds: (Date.now() - started) / 1000,
+        ...(operation === "backup" ? { bytesChanged, bytesStored } : {})
+      }
+    }
     if (options.onProgress !== undefined) {
       const interval = Duration.decode(options.progressInterval ?? Duration.seconds(120))
       yield* Effect.suspend(() => emit(event(false))).pipe(

@@ -73,4 +73,25 @@ describe("CLI help and colour", () => {
       })
     )
   )
+
+  it.live.skipIf(!hasScript)("the bar moves while one big bzip2 object compresses, with an ETA", () =>
+    withTempDir((dir) =>
+      Effect.sync(() => {
+        // Letters of a small alphabet: bzip2 takes about a second or two over these 12 MiB.
+        const volume = new Uint8Array(12 * 1024 * 1024)
+        let x = 7
+        for (let i = 0; i < volume.length; i++) volume[i] = 97 + ((x = (x * 1103515245 + 12345) >>> 0) >>> 16) % 16
+        writeFileSync(join(dir, "disk.img"), volume)
+        const command = `stty cols 100; ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --repo ${JSON.stringify(join(dir, "repo"))} backup ${JSON.stringify(join(dir, "disk.img"))} --chunk-size ${volume.length} --compression bz2`
+        const out = spawnSync("script", ["-qec", command, "/dev/null"], { env: { ...process.env, TERM: "xterm" }, encoding: "utf8" }).stdout
+        const bars = out.split("\r").map((part) => part.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/\n.*$/s, "")).filter((t) => t.startsWith("backup "))
+        const percents = bars.map((text) => Number(/(\d+)%/.exec(text)?.[1]))
+        // The only object is stored at the end, yet the bar went through values in between, each with an ETA.
+        const between = bars.filter((_, i) => percents[i]! > 0 && percents[i]! < 100)
+        expect(between.length, out).toBeGreaterThan(0)
+        for (const text of between) expect(text).toMatch(/ETA \d+s/)
+        expect(percents).toEqual([...percents].sort((a, b) => a - b))
+      })
+    )
+  )
 })
