@@ -77,7 +77,10 @@ describe("CLI records", () => {
         expect(ambiguous.code).toBe(exitCodes.InvalidRequest)
         expect(ambiguous.stderr).toContain(ids[0])
         expect(ambiguous.stderr).toContain(ids[1])
-        expect((yield* cli(["show", "aaaa"], env)).code).toBe(exitCodes.BackupNotFound)
+        const short = yield* cli(["show", "aaaa"], env)
+        expect(short.code).toBe(exitCodes.InvalidRequest)
+        expect(short.stderr).toContain("aaaa is too short to name a backup: give at least 8 characters of its id")
+        expect((yield* cli(["show", "zzzz"], env)).code).toBe(exitCodes.BackupNotFound)
 
         const bigger = join(dir, "bigger.img")
         writeFileSync(bigger, Buffer.alloc(128 * 1024 + 512, 1))
