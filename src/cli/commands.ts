@@ -6,12 +6,12 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Config, Console, Duration, Effect, Option } from "effect"
+import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { realpathSync } from "node:fs"
 import { resolve } from "node:path"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
-import { startWorkers } from "../codec/pool.js"
+import { type CodecPool, layerCodecPool } from "../codec/pool.js"
 import { InvalidRequest, VerificationFailed, VolumeError } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
@@ -49,7 +49,9 @@ const root = Command.make("chunked-backup", {
   verbose: Options.boolean("verbose").pipe(Options.withDescription("show error causes and stack traces"))
 })
 
-type Program<A, E> = (options: GlobalOptions & { readonly lease: LeaseOptions }) => Effect.Effect<A, E, BackupCatalog | ObjectStore | FileSystem.FileSystem>
+type Program<A, E, R = never> = (
+  options: GlobalOptions & { readonly lease: LeaseOptions }
+) => Effect.Effect<A, E, BackupCatalog | ObjectStore | FileSystem.FileSystem | R>
 
 /**
  * Runs `program` on the services the global options name. Only commands that
@@ -64,8 +66,11 @@ const withServices = <A, E>(program: Program<A, E>, { create = false }: { readon
     return yield* Effect.provide(program({ ...options, lease: { leaseDuration: Duration.seconds(leaseSeconds) } }), layer)
   })
 
-/** For commands that compress or hash: the codec workers start loading while the services open. */
-const withCodecServices: typeof withServices = (program, how) => Effect.zipRight(startWorkers, withServices(program, how))
+/** For commands that compress or hash: the codec pool too, its workers loading while the services open. */
+const withCodecServices = <A, E>(program: Program<A, E, CodecPool>, how: { readonly create?: boolean } = {}) =>
+  Effect.scoped(
+    Effect.flatMap(Layer.build(layerCodecPool()), (codec) => withServices((options) => Effect.provide(program(options), codec), how))
+  )
 
 const recordJson = (record: BackupRecord) => ({
   ...record,

@@ -1,48 +1,14 @@
 /**
- * Compression codecs by algorithm, with the exact settings of the Python
- * modules Cinder calls: zlib level 6 (RFC 1950 stream, also for "gzip"),
- * bz2 level 9, zstd level 3 with the content size in the frame header
- * (python-zstd cannot read frames without it).
+ * Compressing and decompressing objects as typed Effects: on this thread
+ * (compressObject, decompressObject) or in the codec pool (prepareObject,
+ * openObject). The algorithms and Cinder's settings are in algorithms.ts.
  */
 import { Effect } from "effect"
-import { createRequire } from "node:module"
-import { promisify } from "node:util"
-import * as zlib from "node:zlib"
-import * as zstd from "zstd-napi"
-import type * as ZstdBinding from "zstd-napi/binding.js"
 import { algorithmOf, type Algorithm, type Compression } from "../domain/compression.js"
 import { CompressionError } from "../domain/errors.js"
-import { bz2 } from "./native.js"
-import { compressInWorker, compressManyInWorker, decompressInWorker } from "./pool.js"
-
-// A CommonJS module whose exports Node's ESM loader cannot name statically.
-const { getFrameContentSize } = createRequire(import.meta.url)("zstd-napi/binding") as typeof ZstdBinding
-
-const deflate = promisify(zlib.deflate)
-const inflate = promisify(zlib.inflate)
-
-// Node's zlib works on the libuv pool, so objects compress in parallel.
-const compressors: Record<Exclude<Algorithm, "none">, (data: Uint8Array) => Promise<Uint8Array>> = {
-  zlib: (data) => deflate(data, { level: 6 }),
-  bz2: (data) => bz2().compress(data, 9),
-  zstd: async (data) => zstd.compress(data, { compressionLevel: 3 })
-}
-
-const decompressors: Record<
-  Exclude<Algorithm, "none">,
-  (data: Uint8Array, expectedLength: number) => Promise<Uint8Array>
-> = {
-  zlib: (data, expectedLength) => inflate(data, { maxOutputLength: Math.max(expectedLength, 1) }),
-  bz2: (data, expectedLength) => bz2().decompress(data, expectedLength),
-  zstd: async (data, expectedLength) => {
-    // The frame header states its size; refuse before allocating it.
-    const declared = getFrameContentSize(data)
-    if (declared !== null && declared > expectedLength) {
-      throw new Error(`frame declares ${declared} bytes, more than the expected ${expectedLength}`)
-    }
-    return zstd.decompress(data)
-  }
-}
+import { compressBytes, decompressInto, keepsRaw } from "./algorithms.js"
+import type { CodecPool } from "./pool.js"
+import { compressInWorker, compressManyInWorker, decompressInWorker } from "./poolJobs.js"
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
@@ -57,13 +23,13 @@ export const compressObject = (
 ): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array }, CompressionError> => {
   // Nothing compresses to less than nothing: Cinder ends up storing it raw too.
   if (compression.algorithm === "none" || data.length === 0) return Effect.succeed({ algorithm: "none", bytes: data })
-  const compress = compressors[compression.algorithm]
+  const algorithm = compression.algorithm
   return Effect.tryPromise({
-    try: () => compress(data),
+    try: () => compressBytes(algorithm, data),
     catch: (e) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${describe(e)}` })
   }).pipe(
     Effect.map((bytes) =>
-      bytes.length >= data.length ? { algorithm: "none", bytes: data } : { algorithm: compression.name, bytes }
+      keepsRaw(bytes, data) ? { algorithm: "none", bytes: data } : { algorithm: compression.name, bytes }
     )
   )
 }
@@ -99,7 +65,10 @@ export const decompressObject = (
     algorithm === "none"
       ? Effect.succeed(data)
       : Effect.tryPromise({
-          try: () => decompressors[algorithm](data, expectedLength),
+          try: async () => {
+            const target = new Uint8Array(expectedLength)
+            return target.subarray(0, await decompressInto(algorithm, data, target))
+          },
           catch: (e) => decompressionFailed(label, describe(e), object)
         })
   )
@@ -113,7 +82,7 @@ export const decompressObject = (
 export const prepareObject = (
   compression: Compression,
   data: Uint8Array
-): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
+): Effect.Effect<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }, CompressionError, CodecPool> =>
   compressInWorker(compression.algorithm, data).pipe(
     Effect.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 })),
     Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
@@ -123,7 +92,7 @@ export const prepareObject = (
 export const prepareObjects = (
   compression: Compression,
   pieces: ReadonlyArray<Uint8Array>
-): Effect.Effect<Array<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }>, CompressionError> =>
+): Effect.Effect<Array<{ readonly algorithm: string; readonly bytes: Uint8Array; readonly md5: string }>, CompressionError, CodecPool> =>
   compressManyInWorker(compression.algorithm, pieces).pipe(
     Effect.map((results) => results.map(({ bytes, md5, raw }) => ({ algorithm: raw ? "none" : compression.name, bytes, md5 }))),
     Effect.mapError((reason) => new CompressionError({ algorithm: compression.name, reason: `compression failed: ${reason}` }))
@@ -141,7 +110,7 @@ export const openObject = (
   expectedLength: number,
   object: string,
   into?: Uint8Array
-): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError> =>
+): Effect.Effect<{ readonly bytes: Uint8Array; readonly md5: string }, CompressionError, CodecPool> =>
   Effect.flatMap(recordedAlgorithm(name, object), ({ label, algorithm }) =>
     decompressInWorker(algorithm, data, expectedLength, into).pipe(Effect.mapError((reason) => decompressionFailed(label, reason, object)))
   )

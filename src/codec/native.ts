@@ -1,17 +1,36 @@
 /**
- * Loads the project's addons (native/*.c, built by `npm install`): bzip2 and
- * the allocator setting. The path differs between running from src/ (tests),
- * dist/src/ (library) and dist/ (the bundled CLI).
+ * Loads the project's addons (native/*.c, built by `npm install`): bzip2,
+ * zlib (libdeflate where built with it), md5 in SIMD lanes and the allocator
+ * setting, once for the main thread and the codec workers alike. The path
+ * differs between running from src/ (tests), dist/src/ (library) and dist/
+ * (the bundled CLI).
  */
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
-/** native/bz2.c; `stop` (shared memory) set to non-zero by another thread makes the work give up at its next 1 MiB step. */
+/**
+ * native/bz2.c. `stop` (shared memory) set to non-zero by another thread
+ * makes the work give up at its next 1 MiB step; each step's bytes are added
+ * to `done[0]` (input when compressing, output when decompressing).
+ */
 export interface Bz2Binding {
-  readonly compress: (data: Uint8Array, level: number, stop?: Int32Array) => Promise<Buffer>
-  readonly decompress: (data: Uint8Array, sizeHint: number, stop?: Int32Array) => Promise<Buffer>
+  readonly compress: (data: Uint8Array, level: number, stop?: Int32Array, done?: BigInt64Array) => Promise<Buffer>
+  readonly decompress: (data: Uint8Array, maxLength: number, stop?: Int32Array, done?: BigInt64Array) => Promise<Buffer>
+}
+
+/** native/zlib.c: inflate into a caller's buffer; deflate only where built with libdeflate. */
+export interface ZlibBinding {
+  readonly inflateInto: (data: Uint8Array, target: Uint8Array) => number
+  readonly deflate?: (data: Uint8Array, level: number) => Buffer
+  readonly implementation: "libdeflate" | "zlib"
+}
+
+/** native/md5.c: the md5s of several buffers side by side, 16 bytes each. */
+export interface Md5Binding {
+  readonly md5Many: (views: ReadonlyArray<Uint8Array>) => Buffer
+  readonly lanes: number
 }
 
 /** A file of the package, by its path from the package root, found from src/, dist/src/ or dist/. */
@@ -25,15 +44,20 @@ export const packageFile = (relative: string): string | undefined => {
   return undefined
 }
 
+const loaded = new Map<string, unknown>()
+
 const loadAddon = <A>(name: string): A => {
+  if (loaded.has(name)) return loaded.get(name) as A
   const path = packageFile(join("native", "build", "Release", `${name}.node`))
   if (path === undefined) throw new Error(`the ${name} addon is not built: run \`npm install\` (needs libbz2-dev and a C compiler)`)
-  return createRequire(import.meta.url)(path) as A
+  const addon = createRequire(import.meta.url)(path) as A
+  loaded.set(name, addon)
+  return addon
 }
 
-let binding: Bz2Binding | undefined
-
-export const bz2 = (): Bz2Binding => (binding ??= loadAddon<Bz2Binding>("bz2"))
+export const bz2 = (): Bz2Binding => loadAddon<Bz2Binding>("bz2")
+export const nativeZlib = (): ZlibBinding => loadAddon<ZlibBinding>("zlib")
+export const nativeMd5 = (): Md5Binding => loadAddon<Md5Binding>("md5")
 
 /**
  * Keeps blocks of `bytes` and more in their own mappings, returned to the

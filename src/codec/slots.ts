@@ -24,6 +24,13 @@ export interface SlotPool {
 /** True when `view` lives in shared memory (a slot, or a part of one). */
 export const isShared = (view: Uint8Array) => view.buffer instanceof SharedArrayBuffer
 
+/** For a worker: shared data as it is; a whole buffer to transfer; a view into a larger buffer copied, so the rest survives. */
+export const sendable = (data: Uint8Array): Uint8Array =>
+  isShared(data) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) ? data : data.slice()
+
+/** The buffer to transfer with `data`: none when it is shared. */
+export const transferOf = (data: Uint8Array): Array<ArrayBuffer> => (isShared(data) ? [] : [data.buffer as ArrayBuffer])
+
 /**
  * At most `count` slots of `size` bytes, allocated on first use, so a small
  * volume never pays for all of them.

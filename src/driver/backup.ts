@@ -12,7 +12,8 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject, prepareObjects } from "../codec/codec.js"
-import { hashInWorker, poolSize, startWorkers } from "../codec/pool.js"
+import { CodecPool } from "../codec/pool.js"
+import { hashInWorker } from "../codec/poolJobs.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
@@ -120,8 +121,8 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
  */
 export const runBackup = (backupId: string, volumePath: string, options: BackupOptions = {}) =>
   Effect.gen(function* () {
-    yield* startWorkers
     const store = yield* ObjectStore
+    const pool = yield* CodecPool
     const catalog = yield* BackupCatalog
     const initial = yield* catalog.get(backupId)
     if (initial.status !== "creating") {
@@ -177,7 +178,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         const objects = yield* readChunks(volumePath, slots).pipe(
           // Hashing runs in the codec workers, on the slot in place.
           Stream.mapEffect((slot) => Effect.map(hashInWorker(slot.data, shaBlockSize), (slotDigests) => ({ slot, slotDigests })), {
-            concurrency: poolSize()
+            concurrency: pool.size
           }),
           Stream.map(({ slot, slotDigests }) => {
             bytesRead += slot.data.length
@@ -342,7 +343,6 @@ export const backup = (
   options: BackupOptions = {}
 ) =>
   Effect.gen(function* () {
-    yield* startWorkers
     const catalog = yield* BackupCatalog
     const store = yield* ObjectStore
     const info = yield* volumeInfo(volumePath)
@@ -357,4 +357,4 @@ export const backup = (
     return yield* runBackup(fields.id, volumePath, options)
   })
 
-export type BackupRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem
+export type BackupRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool

@@ -14,7 +14,8 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, Stream } from "effect"
 import { decompressionFailed, openObject, recordedAlgorithm } from "../codec/codec.js"
-import { restoreInWorker, startWorkers, type RestoreObjectJob } from "../codec/pool.js"
+import type { CodecPool } from "../codec/pool.js"
+import { restoreInWorker, type RestoreObjectJob } from "../codec/poolJobs.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { DIGEST_BYTES } from "./digests.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
@@ -178,7 +179,7 @@ const restoreGroup = (
   target: { readonly path: string; readonly fd: number; readonly sparse: boolean },
   shaCheck: ShaCheck | undefined,
   readThroughStore = false
-): Effect.Effect<void, RestoreGroupError, ObjectStore> =>
+): Effect.Effect<void, RestoreGroupError, ObjectStore | CodecPool> =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     // Each object's place in the slot, then their sources: a remote store's objects fetched a few at once.
@@ -342,7 +343,6 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
  */
 export const restore = (backupId: string, targetPath: string, options: RestoreOptions = {}) =>
   Effect.gen(function* () {
-    yield* startWorkers
     const catalog = yield* BackupCatalog
     const record = yield* catalog.get(backupId)
     const claimed = yield* claim(backupId, ["available"], "restoring", options)
@@ -365,4 +365,4 @@ export const restore = (backupId: string, targetPath: string, options: RestoreOp
     )
   }).pipe(Effect.withSpan("chunked-backup.restore", { attributes: { backupId } }))
 
-export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem
+export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool

@@ -18,7 +18,8 @@ import { checkLayout, placeChain, volumeSizeOf } from "./layout.js"
 import { checkObjectList, readMetadata, readSha256File } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { backupChain, fetchObject, GROUP_BYTES, GROUP_OBJECTS, groupPlacements, integrityError, jobSource, largestObject } from "./restore.js"
-import { restoreInWorker, type RestoreObjectJob } from "../codec/pool.js"
+import type { CodecPool } from "../codec/pool.js"
+import { restoreInWorker, type RestoreObjectJob } from "../codec/poolJobs.js"
 import { decompressionFailed } from "../codec/codec.js"
 
 export interface Problem {
@@ -123,7 +124,7 @@ const checkGroup = (
   slot: Uint8Array,
   onChecked: (object: Item, data: Uint8Array) => void,
   onProblem: (object: Item, error: { readonly message: string }) => void
-): Effect.Effect<void, never, ObjectStore> =>
+): Effect.Effect<void, never, ObjectStore | CodecPool> =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     let rest = items

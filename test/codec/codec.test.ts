@@ -5,7 +5,7 @@
  * One Python co-process serves the whole file. Large fixtures travel as temp
  * files; the property test's small inputs travel as base64.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -14,6 +14,7 @@ import { compressObject, decompressObject, openObject, prepareObject } from "../
 import { makeSlotPool } from "../../src/codec/slots.js"
 import { parseCompression, type Algorithm, type Compression } from "../../src/domain/compression.js"
 import { startPythonServer, type PythonServer } from "../support/debianPython.js"
+import { sharedCodecPool } from "../support/layers.js"
 
 type Codec = Exclude<Algorithm, "none">
 const codecs: ReadonlyArray<Codec> = ["zlib", "bz2", "zstd"]
@@ -178,7 +179,7 @@ const pythonDecompressB64 = (items: ReadonlyArray<{ readonly alg: Codec; readonl
 
 // ---------------------------------------------------------------------------
 
-describe("Python compresses, decompressObject restores", () => {
+layer(sharedCodecPool)("Python compresses, decompressObject restores", (it) => {
   it.effect("every input, every algorithm, under every alias", () =>
     Effect.gen(function* () {
       const items: Array<Transfer & { readonly input: (typeof inputs)[number]; readonly codec: Codec }> = []
@@ -226,7 +227,7 @@ describe("Python compresses, decompressObject restores", () => {
     }))
 })
 
-describe("compressObject output, Python decompresses", () => {
+layer(sharedCodecPool)("compressObject output, Python decompresses", (it) => {
   it.effect("every compressible input, every algorithm; bz2 is byte-identical to bz2.compress(data, 9)", () =>
     Effect.gen(function* () {
       const ours: Array<{ readonly input: (typeof inputs)[number]; readonly codec: Codec; readonly file: string }> = []

@@ -1,15 +1,16 @@
 /** The worker-pool codec path the driver uses agrees with the in-thread codecs. */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { createHash } from "node:crypto"
 import { decompressObject, openObject, parseCompression, prepareObject } from "../../src/index.js"
-import { hashInWorker } from "../../src/codec/pool.js"
+import { hashInWorker } from "../../src/codec/poolJobs.js"
 import { makeSlotPool } from "../../src/codec/slots.js"
 import { compressionName, volumeBytes } from "../support/arbitraries.js"
+import { sharedCodecPool } from "../support/layers.js"
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex")
 
-describe("codec worker pool", () => {
+layer(sharedCodecPool)("codec worker pool", (it) => {
   it.effect.prop(
     "prepareObject then openObject round-trips with the right md5, readable by the in-thread codecs",
     [volumeBytes(200_000), compressionName],

@@ -8,7 +8,6 @@
  * A killed process is simulated by the catalog state it leaves: the record
  * as it was while the work ran, with a lease that has run out.
  */
-import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
@@ -34,7 +33,7 @@ import {
 import { pendingDeletion } from "../../src/driver/cleanup.js"
 import { cli } from "../support/cli.js"
 import { typedFailure } from "../support/inspect.js"
-import { patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
+import { patternedVolume, withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const CONTAINER = "volumebackups" // the memory store's default
 const options = { chunkSize: 4096, shaBlockSize: 1024, concurrency: 1 }
@@ -50,7 +49,7 @@ const storeWithOutage = (outage: { down: boolean }, failingPut?: string) =>
     ]
   })
 
-const servicesOver = (store: ObjectStore) => Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, NodeFileSystem.layer)
+const servicesOver = (store: ObjectStore) => Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, localServices)
 
 const objectsOf = (prefix: string | null) =>
   Effect.flatMap(ObjectStore, (store) => Effect.orDie(store.list(CONTAINER, prefix!)))
@@ -268,7 +267,7 @@ describe("cleanup and leases", () => {
         expect(yield* two.get(id)).toMatchObject({ status, lease_expires_at: null })
       }
       expect(yield* Effect.orDie(base.list(CONTAINER, ""))).toEqual([])
-    }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))
+    }).pipe(Effect.scoped, Effect.provide(localServices))
   )
 })
 
@@ -324,7 +323,7 @@ describe("posix container directories", () => {
         yield* deleteBackup("abcd0001-kept")
         expect(directoriesUnder(root)).toEqual(["named"])
         expect(existsSync(root)).toBe(true)
-      }).pipe(Effect.provide(Layer.mergeAll(posix, layerMemoryCatalog).pipe(Layer.provideMerge(NodeFileSystem.layer))))
+      }).pipe(Effect.provide(Layer.mergeAll(posix, layerMemoryCatalog).pipe(Layer.provideMerge(localServices))))
     })
   )
 
@@ -346,7 +345,7 @@ describe("posix container directories", () => {
           yield* store.removeLeftovers!(fresh, `volume_v_20260304050607_backup_abcd-new-${i}`)
         }
         expect(readdirSync(root)).toEqual([])
-      }).pipe(Effect.provide(layerPosix({ root })), Effect.provide(NodeFileSystem.layer))
+      }).pipe(Effect.provide(layerPosix({ root })), Effect.provide(localServices))
     })
   )
 })

@@ -20,7 +20,7 @@ import {
   type InjectedFault
 } from "../../src/index.js"
 import { applyEdits } from "../support/arbitraries.js"
-import { withTempDir, writeVolume } from "../support/layers.js"
+import { withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const VOLUMES = 8
 const compressions = ["zlib", "bz2", "zstd", "none"] as const
@@ -112,7 +112,7 @@ const sqliteAndPosix = (dir: string, store: (posix: Layer.Layer<ObjectStore>) =>
   Layer.mergeAll(
     store(layerPosix({ root: join(dir, "store") }).pipe(Layer.provide(NodeFileSystem.layer))),
     layerSqliteCatalog(join(dir, "catalog.sqlite")),
-    NodeFileSystem.layer
+    localServices
   )
 
 describe("concurrent backups on one posix store and one SQLite catalog", () => {

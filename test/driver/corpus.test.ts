@@ -10,7 +10,6 @@
  * Each case runs against the memory store and the posix store.
  */
 import type { FileSystem } from "@effect/platform"
-import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
 import { execFileSync } from "node:child_process"
@@ -26,12 +25,13 @@ import {
   ObjectStore,
   restore,
   type BackupCatalog as Catalog,
-  type BackupOptions
+  type BackupOptions,
+  type CodecPool
 } from "../../src/index.js"
 import { catalogSnapshot, storeSnapshot, treeSnapshot, typedFailure } from "../support/inspect.js"
-import { patternedVolume as pattern, withTempDir, writeVolume } from "../support/layers.js"
+import { patternedVolume as pattern, withTempDir, writeVolume, localServices } from "../support/layers.js"
 
-type Services = ObjectStore | Catalog | FileSystem.FileSystem
+type Services = ObjectStore | Catalog | FileSystem.FileSystem | CodecPool
 
 const options: BackupOptions = { chunkSize: 4096, shaBlockSize: 1024 }
 const utf8 = new TextEncoder()
@@ -348,7 +348,7 @@ const servicesFor = (backend: Backend, dir: string) =>
   Layer.mergeAll(
     backend === "memory" ? layerMemory() : layerPosix({ root: join(dir, "store") }),
     layerMemoryCatalog
-  ).pipe(Layer.provideMerge(NodeFileSystem.layer))
+  ).pipe(Layer.provideMerge(localServices))
 
 /** Everything a case could change: objects, files under the test directory (but the restore target), records. */
 const snapshot = (f: Fixture) =>

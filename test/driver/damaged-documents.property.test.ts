@@ -15,14 +15,13 @@
  * on the memory store (Swift-style names) and the posix store (read by the
  * codec workers).
  */
-import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, FastCheck as fc, Layer, Option } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { backup, BackupCatalog, layerMemoryCatalog, layerPosix, ObjectStore, restore, verify } from "../../src/index.js"
-import { memoryServices, patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
+import { backup, BackupCatalog, type CodecPool, layerMemoryCatalog, layerPosix, ObjectStore, restore, verify } from "../../src/index.js"
+import { memoryServices, patternedVolume, withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const BLOCK = 1024
 const options = { chunkSize: 4 * BLOCK, shaBlockSize: BLOCK, compression: "zlib" } as const
@@ -152,7 +151,7 @@ const noDefect = <A, E>(exit: Exit.Exit<A, E>, what: string) => {
   }
 }
 
-const property = (services: (dir: string) => Layer.Layer<ObjectStore | BackupCatalog | import("@effect/platform").FileSystem.FileSystem>) =>
+const property = (services: (dir: string) => Layer.Layer<ObjectStore | BackupCatalog | import("@effect/platform").FileSystem.FileSystem | CodecPool>) =>
   ([seed, edits, damages]: [number, ReadonlyArray<{ at: number; length: number }>, ReadonlyArray<{ target: "full" | "inc"; damage: Damage }>]) =>
     withTempDir((dir) =>
       Effect.gen(function* () {
@@ -203,7 +202,7 @@ describe("damaged documents", () => {
   it.effect.prop(
     "posix store: no restore succeeds with wrong bytes, nothing dies",
     arbitraries,
-    property((dir) => Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog).pipe(Layer.provideMerge(NodeFileSystem.layer))),
+    property((dir) => Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))),
     { fastCheck: { numRuns: 100 } }
   )
 })

@@ -5,7 +5,6 @@
  *   failed backup, and no object of a failed backup left in the store;
  * - bytes corrupted on read or truncated on write never restore silently.
  */
-import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FastCheck as fc, Layer } from "effect"
 import { readFileSync } from "node:fs"
@@ -26,7 +25,7 @@ import {
 } from "../../src/index.js"
 import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
 import { storeSnapshot, typedFailure } from "../support/inspect.js"
-import { withTempDir, writeVolume } from "../support/layers.js"
+import { withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const CONTAINER = "volumebackups" // the memory store's default
 const operations: ReadonlyArray<StoreOperation> = ["ensureContainer", "list", "put", "get", "delete"]
@@ -37,7 +36,7 @@ const now = new Date("2026-03-04T05:06:07Z")
 
 /** A store wrapped as `wrap(inner)`, a memory catalog and the FileSystem. */
 const servicesOver = (store: ObjectStore) =>
-  Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, NodeFileSystem.layer)
+  Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, localServices)
 
 /** The chain of backups the properties run: a full one, then incrementals. */
 const chainArbitrary = (maxIncrementals: number) =>
@@ -243,11 +242,13 @@ describe("driver under injected store faults", () => {
           const visible = yield* visibleObjects(inner, last)
           const target = join(dir, "restored.img")
           const exit = yield* Effect.exit(restore(last, target))
-          const corrupted = new Set(faults.filter((f) => f.kind === "corrupt").map((f) => f.object))
           const damaged = new Set(faults.map((f) => f.object))
-          // A damaged object whose bytes reach the volume must fail the restore. (One that newer
-          // objects cover entirely need not be read; a corrupt read always fails.)
-          const mustFail = corrupted.size > 0 || truncated.some((name) => visible.has(name))
+          // A truncated object whose bytes reach the volume must fail the restore (one that newer
+          // objects cover entirely need not be read). A corrupt read fails it too, unless the byte
+          // changed nothing that decodes: a flipped padding bit after a deflate stream's last block
+          // (seen: byte 20 of a 26-byte zlib object) inflates to the same bytes, whose md5 and
+          // sha256s match. Whatever the fault, a restore that succeeds wrote the volume exactly.
+          const mustFail = truncated.some((name) => visible.has(name))
           if (Exit.isSuccess(exit)) {
             expect(mustFail).toBe(false)
             expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)

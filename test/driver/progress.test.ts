@@ -8,8 +8,9 @@ import { Effect, Fiber } from "effect"
 import { join } from "node:path"
 import { backup, type ProgressEvent, restore } from "../../src/index.js"
 import { makeRateMeter } from "../../src/cli/progressView.js"
-import { compressInWorker, currentWorkInFlight, WorkInFlight } from "../../src/codec/pool.js"
-import { memoryServices, withTempDir, writeVolume } from "../support/layers.js"
+import { currentWorkInFlight, WorkInFlight } from "../../src/codec/pool.js"
+import { compressInWorker } from "../../src/codec/poolJobs.js"
+import { memoryServices, sharedCodecPool, withTempDir, writeVolume } from "../support/layers.js"
 
 /** Letters from a small alphabet: bzip2 shrinks it (so it is stored compressed) but slowly, ~5-10 MB/s. */
 const slowToCompress = (size: number) => {
@@ -88,7 +89,7 @@ describe("progress within an object", () => {
       expect(seen.smallAfterItsJob.length).toBeGreaterThan(0)
       expect(seen.smallAfterItsJob.every((n) => n === 0)).toBe(true)
       expect(big.bytes()).toBe(0)
-    })
+    }).pipe(Effect.provide(sharedCodecPool))
   )
 })
 

@@ -4,15 +4,14 @@
  * decorated store (no localPath) restores through `get`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Effect, Layer } from "effect"
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { backup, layerMemoryCatalog, layerPosix, ObjectStore, restore, withRetry } from "../../src/index.js"
-import { patternedVolume, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import { patternedVolume, withTempDir, wrapStore, writeVolume, localServices } from "../support/layers.js"
 
 const posixServices = (root: string) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(NodeFileSystem.layer))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))
 
 const MiB = 1024 * 1024
 

@@ -1,10 +1,10 @@
-import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { backup, layerMemoryCatalog, layerPosix, restore } from "../../src/index.js"
+import { localServices } from "../support/layers.js"
 
 describe("smoke", () => {
   it.effect("full + incremental backup to posix and restore", () => {
@@ -14,7 +14,7 @@ describe("smoke", () => {
     for (let i = 0; i < 500000; i++) data[i] = (i * 7919) % 251
     writeFileSync(vol, data)
     const layer = Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog).pipe(
-      Layer.provideMerge(NodeFileSystem.layer)
+      Layer.provideMerge(localServices)
     )
     return Effect.gen(function* () {
       const full = yield* backup({ id: "11111111-aaaa", volume_id: "vol-1" }, vol, { chunkSize: 1024 * 1024, shaBlockSize: 32768 })

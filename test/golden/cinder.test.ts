@@ -23,7 +23,6 @@
  * beforeAll, so they overlap (test/support/cinderOracle.ts bounds how many
  * interpreters run at once); the tests then await what they need.
  */
-import { NodeFileSystem } from "@effect/platform-node"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
@@ -41,6 +40,7 @@ import {
   type BackupRecord
 } from "../../src/index.js"
 import { runOracle, type OracleBackupResult, type OracleRecord, type OracleRestoreResult } from "../support/cinderOracle.js"
+import { localServices } from "../support/layers.js"
 
 // ---- the volume -------------------------------------------------------------
 
@@ -176,7 +176,7 @@ const makeMetaApi = () => {
 }
 
 const servicesAt = (root: string, meta: Layer.Layer<VolumeMetadata>) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog, meta).pipe(Layer.provideMerge(NodeFileSystem.layer))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog, meta).pipe(Layer.provideMerge(localServices))
 
 const options = (compression: string, now: Date) => ({ chunkSize: CHUNK_SIZE, shaBlockSize: SHA_BLOCK_SIZE, compression, now })
 

@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { backup, layerMemoryCatalog, layerPosix, ObjectStore, restore } from "../../src/index.js"
-import { patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
+import { patternedVolume, withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const MiB = 1024 * 1024
 const ID = "abcdef"
@@ -24,7 +24,7 @@ const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex")
 const contains = (haystack: Uint8Array, needle: Uint8Array) => Buffer.from(haystack).includes(Buffer.from(needle))
 
 const posixServices = (root: string) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(NodeFileSystem.layer))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))
 
 /** A temp dir with `store/` (the root) and `outside/` beside it, a store on the root. */
 const withRoot = <A, E>(use: (root: string, outside: string, dir: string) => Effect.Effect<A, E, ObjectStore>) =>

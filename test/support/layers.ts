@@ -1,16 +1,30 @@
 /**
  * Test wiring: the services a driver program needs, and volumes on disk.
  */
+import type { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Scope } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { layerMemory, layerMemoryCatalog, ObjectStore, type MemoryStoreOptions } from "../../src/index.js"
+import { CodecPool, layerMemory, layerMemoryCatalog, makeCodecPool, ObjectStore, type MemoryStoreOptions } from "../../src/index.js"
 
-/** Memory store + memory catalog + Node's FileSystem. */
-export const memoryServices = (options: MemoryStoreOptions = {}) =>
-  Layer.mergeAll(layerMemory(options), layerMemoryCatalog, NodeFileSystem.layer)
+/**
+ * One codec pool for all the tests of a file: a pool per test would start
+ * its workers hundreds of times. Its scope is never closed; idle workers do
+ * not keep the test process alive. (test/codec/pool.test.ts checks the
+ * scoped life cycle itself.)
+ */
+export const sharedCodecPool: Layer.Layer<CodecPool> = Layer.succeed(
+  CodecPool,
+  Effect.runSync(Effect.flatMap(Scope.make(), (scope) => Scope.extend(makeCodecPool(), scope)))
+)
+
+/** What a driver program needs besides a store and a catalog: Node's FileSystem and the codec pool. */
+export const localServices: Layer.Layer<CodecPool | FileSystem.FileSystem> = Layer.merge(NodeFileSystem.layer, sharedCodecPool)
+
+/** Memory store + memory catalog + Node's FileSystem + the codec pool. */
+export const memoryServices = (options: MemoryStoreOptions = {}) => Layer.mergeAll(layerMemory(options), layerMemoryCatalog, localServices)
 
 /** A temp directory for the duration of the effect. */
 export const withTempDir = <A, E, R>(use: (dir: string) => Effect.Effect<A, E, R>) =>

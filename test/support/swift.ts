@@ -4,7 +4,7 @@
  * env` prints (.ci/run always sets them). Tests that need it are skipped
  * only when those variables are absent.
  */
-import { NodeFileSystem, NodeHttpClient } from "@effect/platform-node"
+import { NodeHttpClient } from "@effect/platform-node"
 import { Layer, Redacted } from "effect"
 import { spawn } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
@@ -19,6 +19,7 @@ import {
   type SwiftStoreOptions
 } from "../../src/index.js"
 import { DEBIAN_PYTHON } from "./debianPython.js"
+import { localServices } from "./layers.js"
 
 const env = process.env
 
@@ -90,7 +91,7 @@ export const s3Store = (sw: LoopbackSwift, extra: Partial<S3StoreOptions> = {}):
   layerS3(s3Options(sw, extra)).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
 /** A store + memory catalog + Node's FileSystem, for driver programs. */
-export const servicesOn = (store: Layer.Layer<ObjectStore>) => Layer.mergeAll(store, layerMemoryCatalog, NodeFileSystem.layer)
+export const servicesOn = (store: Layer.Layer<ObjectStore>) => Layer.mergeAll(store, layerMemoryCatalog, localServices)
 
 /**
  * Expires a tempauth token the way its lifetime would: removes it from
