@@ -30,6 +30,9 @@ const BackupRow = Schema.Struct({
   lease_expires_at: Schema.NullOr(Schema.Date)
 })
 
+/** Each migration's name as the Migrator records it (the key without its number). */
+const migrationNames: Readonly<Record<string, string>> = { "1_create_backups": "create_backups", "2_add_lease": "add_lease" }
+
 const migrations = Migrator.fromRecord({
   "1_create_backups": Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.all(
@@ -61,9 +64,40 @@ const migrations = Migrator.fromRecord({
     Effect.asVoid(sql`ALTER TABLE backups ADD COLUMN lease_expires_at TEXT`))
 })
 
-// The generic Migrator: SqliteMigrator only adds a schema dump that shells out
-// to the sqlite3 binary, and would make the layer need a CommandExecutor.
-const migrate = Migrator.make({})({ loader: migrations })
+/**
+ * The catalog's own migrations table, so that an application sharing its
+ * SqliteClient keeps Effect's default `effect_sql_migrations` for its own
+ * migrations. The generic Migrator: SqliteMigrator only adds a schema dump
+ * that shells out to the sqlite3 binary, and would make the layer need a
+ * CommandExecutor.
+ */
+const MIGRATIONS_TABLE = "chunked_backup_migrations"
+const runMigrations = Migrator.make({})({ loader: migrations, table: MIGRATIONS_TABLE })
+
+/**
+ * Catalogs made before the catalog had its own table recorded their
+ * migrations in `effect_sql_migrations`: those rows move over (and out of
+ * the default table), so they are not run twice.
+ */
+const adoptDefaultTable = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.gen(function* () {
+    const tables = yield* sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('effect_sql_migrations', ${MIGRATIONS_TABLE})`
+    const names = new Set(tables.map((t) => t.name))
+    if (!names.has("effect_sql_migrations") || names.has(MIGRATIONS_TABLE)) return
+    const ours = Object.keys(migrationNames)
+    const rows = yield* sql<{ migration_id: number; name: string; created_at: string }>`SELECT migration_id, name, created_at FROM effect_sql_migrations WHERE name IN ${sql.in(ours.map((id) => migrationNames[id]!))}`
+    if (rows.length === 0) return
+    yield* sql`CREATE TABLE ${sql(MIGRATIONS_TABLE)} (
+      migration_id integer PRIMARY KEY NOT NULL,
+      created_at datetime NOT NULL DEFAULT current_timestamp,
+      name VARCHAR(255) NOT NULL
+    )`
+    yield* sql`INSERT INTO ${sql(MIGRATIONS_TABLE)} ${sql.insert(rows)}`
+    yield* sql`DELETE FROM effect_sql_migrations WHERE name IN ${sql.in(rows.map((r) => r.name))}`
+  })
+)
+
+const migrate = Effect.zipRight(adoptDefaultTable, runMigrations)
 
 type StorageError = SqlError | ParseError | Migrator.MigrationError
 

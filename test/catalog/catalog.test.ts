@@ -78,7 +78,7 @@ describe("sqlite catalog specifics", () => {
         expect((yield* a.get("m1")).id).toBe("m1")
         expect(yield* b.list()).toHaveLength(1)
         const db = yield* rawDb(file)
-        expect(db.prepare("SELECT migration_id, name FROM effect_sql_migrations").all()).toEqual([
+        expect(db.prepare("SELECT migration_id, name FROM chunked_backup_migrations").all()).toEqual([
           { migration_id: 1, name: "create_backups" },
           { migration_id: 2, name: "add_lease" }
         ])
@@ -89,6 +89,35 @@ describe("sqlite catalog specifics", () => {
         expect(db.prepare("SELECT created_at FROM backups").get()).toEqual({
           created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
         })
+      })))
+
+  it.effect("an application's own migrations in the same database (Effect's default table) do not clash with the catalog's", () =>
+    withFile((file) =>
+      Effect.gen(function*() {
+        const db = yield* rawDb(file)
+        // The application migrated first, with a migration 1 of its own, in effect_sql_migrations.
+        db.prepare("CREATE TABLE effect_sql_migrations (migration_id integer PRIMARY KEY NOT NULL, created_at datetime NOT NULL DEFAULT current_timestamp, name VARCHAR(255) NOT NULL)").run()
+        db.prepare("INSERT INTO effect_sql_migrations (migration_id, name) VALUES (1, 'app_tables')").run()
+        const catalog = yield* open(file)
+        yield* catalog.create(record("a1"))
+        expect((yield* catalog.get("a1")).id).toBe("a1")
+        expect(db.prepare("SELECT migration_id, name FROM effect_sql_migrations").all()).toEqual([{ migration_id: 1, name: "app_tables" }])
+        expect(db.prepare("SELECT name FROM chunked_backup_migrations ORDER BY migration_id").all()).toEqual([{ name: "create_backups" }, { name: "add_lease" }])
+      })))
+
+  it.effect("a catalog made when its migrations were in effect_sql_migrations takes them over and keeps its records", () =>
+    withFile((file) =>
+      Effect.gen(function*() {
+        const first = yield* open(file)
+        yield* first.create(record("old"))
+        // As an earlier version left the file.
+        const db = yield* rawDb(file)
+        db.prepare("CREATE TABLE effect_sql_migrations AS SELECT * FROM chunked_backup_migrations").run()
+        db.prepare("DROP TABLE chunked_backup_migrations").run()
+        const reopened = yield* open(file)
+        expect((yield* reopened.get("old")).id).toBe("old")
+        expect(db.prepare("SELECT name FROM chunked_backup_migrations ORDER BY migration_id").all()).toEqual([{ name: "create_backups" }, { name: "add_lease" }])
+        expect(db.prepare("SELECT * FROM effect_sql_migrations").all()).toEqual([])
       })))
 
   /** Subscribes to `id` on `catalog` and returns a take that fails after 2 s. */
