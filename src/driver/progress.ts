@@ -3,7 +3,7 @@
  * sent every N objects and on a timer, and once at 100 % at the end; a CLI
  * renders them, a library user subscribes with `onProgress`.
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Queue, Schedule, Stream } from "effect"
 import { currentWorkInFlight, WorkInFlight } from "../codec/pool.js"
 
 export interface ProgressEvent {
@@ -96,3 +96,23 @@ export const makeProgress = (
       finish: Effect.suspend(() => emit(event(true)))
     }
   })
+
+/**
+ * An operation's progress as a Stream, for a library user who would rather
+ * not write a callback: pass `options` to the operation (backup, restore,
+ * verify) and run it and `events` side by side, e.g.
+ *
+ *   const progress = yield* progressStream()
+ *   yield* Effect.all([backup(fields, path, progress.options), Stream.runForEach(progress.events, show)], { concurrency: 2 })
+ *
+ * `events` ends after the final (`done`) event; when the operation fails,
+ * Effect.all interrupts the stream. One consumer; the rhythm is Cinder's
+ * (every 10 objects and every 120 s) unless `rhythm` says otherwise.
+ */
+export const progressStream = (
+  rhythm: Omit<ProgressOptions, "onProgress"> = {}
+): Effect.Effect<{ readonly options: ProgressOptions; readonly events: Stream.Stream<ProgressEvent> }> =>
+  Effect.map(Queue.unbounded<ProgressEvent>(), (queue) => ({
+    options: { ...rhythm, onProgress: (event: ProgressEvent) => Queue.offer(queue, event) },
+    events: Stream.fromQueue(queue).pipe(Stream.takeUntil((event) => event.done))
+  }))

@@ -4,9 +4,9 @@
  * through), never go back, and end at 100 %. And the CLI's smoothed rate.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Chunk, Effect, Fiber, Stream } from "effect"
 import { join } from "node:path"
-import { backup, type ProgressEvent, restore } from "../../src/index.js"
+import { backup, type ProgressEvent, progressStream, restore } from "../../src/index.js"
 import { makeRateMeter } from "../../src/cli/progressView.js"
 import { currentWorkInFlight, WorkInFlight } from "../../src/codec/pool.js"
 import { compressInWorker } from "../../src/codec/poolJobs.js"
@@ -90,6 +90,46 @@ describe("progress within an object", () => {
       expect(seen.smallAfterItsJob.every((n) => n === 0)).toBe(true)
       expect(big.bytes()).toBe(0)
     }).pipe(Effect.provide(sharedCodecPool))
+  )
+})
+
+describe("progress as a Stream", () => {
+  it.live("a backup and a restore with their events consumed as Streams, side by side", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const size = 6 * 1024 * 1024
+        const path = join(dir, "vol.img")
+        yield* writeVolume(path, slowToCompress(size))
+        const progress = yield* progressStream({ progressEveryObjects: 1, progressInterval: "50 millis" })
+        const [record, events] = yield* Effect.all(
+          [backup({ id: "s", volume_id: "v" }, path, { chunkSize: 1024 * 1024, compression: "zlib", ...progress.options }), Stream.runCollect(progress.events)],
+          { concurrency: 2 }
+        )
+        expect(record.status).toBe("available")
+        const list = Chunk.toReadonlyArray(events)
+        expect(list.length).toBeGreaterThan(1)
+        expect(list.at(-1)).toMatchObject({ operation: "backup", done: true, bytesDone: size, objects: 6 })
+        expect(list.filter((e) => e.done)).toHaveLength(1)
+
+        const restoring = yield* progressStream()
+        const [, restoreEvents] = yield* Effect.all([restore("s", join(dir, "out.img"), restoring.options), Stream.runCollect(restoring.events)], {
+          concurrency: 2
+        })
+        expect(Chunk.toReadonlyArray(restoreEvents).at(-1)).toMatchObject({ operation: "restore", done: true, bytesDone: size })
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.live("a failing operation ends its stream too (Effect.all interrupts it)", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const progress = yield* progressStream()
+        const result = yield* Effect.exit(
+          Effect.all([restore("missing", join(dir, "out.img"), progress.options), Stream.runDrain(progress.events)], { concurrency: 2 })
+        ).pipe(Effect.timeout("5 seconds"))
+        expect(result._tag).toBe("Failure")
+      })
+    ).pipe(Effect.provide(memoryServices()))
   )
 })
 
