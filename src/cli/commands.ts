@@ -7,12 +7,12 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
-import { createHash, randomUUID } from "node:crypto"
-import { realpathSync } from "node:fs"
+import { randomUUID } from "node:crypto"
 import { resolve } from "node:path"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
 import { type CodecPool, layerCodecPool } from "../codec/pool.js"
-import { InvalidRequest, VerificationFailed, VolumeError } from "../domain/errors.js"
+import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
+import { volumeArgument } from "./volumeArg.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
 import { cleanup, type CleanupAction } from "../driver/cleanup.js"
@@ -95,16 +95,6 @@ const summarize = (view: ProgressView, options: GlobalOptions) =>
     return { summary: fields }
   })
 
-/** A stable volume id for a path, so `--incremental` finds earlier backups of the same volume. */
-const volumeIdFor = (path: string) =>
-  Effect.try({
-    try: () => createHash("sha256").update(`chunked-backup:${realpathSync(path)}`).digest("hex"),
-    catch: (e) =>
-      new VolumeError({ path, reason: (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : e instanceof Error ? e.message : String(e) })
-  }).pipe(
-    Effect.map((digest) => `${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`)
-  )
-
 const newestAvailable = (volumeId: string) =>
   Effect.flatMap(BackupCatalog, (catalog) => catalog.list({ volumeId })).pipe(
     Effect.map((records) => records.filter((r) => r.status === "available").at(-1)),
@@ -119,8 +109,9 @@ const backupCommand = Command.make(
   "backup",
   {
     // Not Args.file: it accepts regular files only, and a block device is a volume too.
-    volume: Args.text({ name: "volume" }).pipe(Args.withDescription("image file or block device to back up")),
+    volume: Args.text({ name: "volume" }).pipe(Args.withDescription("image file or block device to back up, or - for standard input (with --size and --volume-id)")),
     volumeId: Options.text("volume-id").pipe(Options.withDescription("volume UUID (default: derived from the volume's path)"), Options.optional),
+    size: Options.integer("size").pipe(Options.withDescription("with -: the volume's size in bytes; the bytes read must match it"), Options.optional),
     backupId: Options.text("backup-id").pipe(Options.withDescription("backup UUID (default: a new one)"), Options.optional),
     name: Options.text("name").pipe(Options.optional),
     description: Options.text("description").pipe(Options.optional),
@@ -135,8 +126,7 @@ const backupCommand = Command.make(
   (args) =>
     withCodecServices((options) =>
       Effect.gen(function* () {
-        const volumePath = resolve(args.volume)
-        const volumeId = Option.isSome(args.volumeId) ? args.volumeId.value : yield* volumeIdFor(volumePath)
+        const { volume, volumeId } = yield* volumeArgument(args.volume, args.size, args.volumeId)
         if (args.incremental && Option.isSome(args.parent)) {
           return yield* new InvalidRequest({ reason: "use either --incremental or --parent, not both" })
         }
@@ -155,7 +145,7 @@ const backupCommand = Command.make(
             container: Option.getOrNull(args.container),
             availability_zone: "nova"
           },
-          volumePath,
+          volume,
           {
             compression: args.compression,
             chunkSize: args.chunkSize,
@@ -167,10 +157,10 @@ const backupCommand = Command.make(
         ).pipe(reportInterruption(backupId, afterInterruptedBackup(backupId)))
         const summary = yield* summarize(view, options)
         yield* print(options, { ...recordJson(record), ...summary }, record.id)
-      }),
+      }).pipe(Effect.scoped),
       { create: true }
     )
-).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
+).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "ssh host cat /dev/vdb | chunked-backup backup - --size 10737418240 --volume-id 5d1c3a2e-0b5f-4f6e-9d3c-2a1b0c9d8e7f", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
 
 const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 

@@ -37,8 +37,29 @@ export const hoistGlobalOptions = (argv: ReadonlyArray<string>): ReadonlyArray<s
   return [...argv.slice(0, 2), ...globals, ...rest]
 }
 
+/** The command's flags that take no value: a `-` after one of them is an argument, not the flag's value. */
+const flagsWithoutValue = new Set(["--all", "--full", "--incremental", "--json", "--new", "--no-verify-sha256", "--verbose", "--help", "-h"])
+
+/**
+ * `-` (standard input or output) as an argument goes last: @effect/cli takes
+ * anything that starts with "-" for an option, and then refuses the options
+ * that follow it ("Received unknown argument: '--size'"). A `-` that is an
+ * option's value stays where it is.
+ */
+export const movePipeArgument = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const args = argv.slice(2)
+  const at = args.findIndex((arg, i) => arg === "-" && !(i > 0 && args[i - 1]!.startsWith("-") && !flagsWithoutValue.has(args[i - 1]!)))
+  const end = args.indexOf("--")
+  if (at === -1 || (end !== -1 && end < at)) return argv
+  const rest = [...args.slice(0, at), ...args.slice(at + 1)]
+  const stop = rest.indexOf("--")
+  if (stop !== -1) rest.splice(stop, 0, "-")
+  else rest.push("-")
+  return [...argv.slice(0, 2), ...rest]
+}
+
 export const run = (argv: ReadonlyArray<string>) =>
-  Command.run(command, { name: "chunked-backup", version: "0.1.0" })(hoistGlobalOptions(argv)).pipe(
+  Command.run(command, { name: "chunked-backup", version: "0.1.0" })(movePipeArgument(hoistGlobalOptions(argv))).pipe(
     (program) => {
       // Help may show for any command line (a bare one, --help, a usage error): filler lines never belong in our output.
       const plain = wantsPlainOutput()

@@ -29,7 +29,7 @@ import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, type DigestList } from "./digests.js"
 import { groupPlacements } from "./restore.js"
-import { readChunks, volumeInfo, type VolumeChunk } from "./volume.js"
+import { fileSource, readChunks, type VolumeChunk, type VolumeSource } from "./volumeSource.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
 export interface BackupOptions extends ProgressOptions, LeaseOptions {
@@ -116,10 +116,10 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
   })
 
 /**
- * Backs up `volumePath` into the record `backupId`, which must exist in
- * status `creating`. Resolves with the `available` record.
+ * Backs up `volume` (a path, or a VolumeSource) into the record `backupId`,
+ * which must exist in status `creating`. Resolves with the `available` record.
  */
-export const runBackup = (backupId: string, volumePath: string, options: BackupOptions = {}) =>
+export const runBackup = (backupId: string, volume: string | VolumeSource, options: BackupOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const pool = yield* CodecPool
@@ -175,7 +175,8 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
             )
           })
         let bytesRead = 0
-        const objects = yield* readChunks(volumePath, slots).pipe(
+        const source = typeof volume === "string" ? yield* fileSource(volume) : volume
+        const objects = yield* readChunks(source, slots).pipe(
           // Hashing runs in the codec workers, on the slot in place.
           Stream.mapEffect((slot) => Effect.map(hashInWorker(slot.data, shaBlockSize), (slotDigests) => ({ slot, slotDigests })), {
             concurrency: pool.size
@@ -213,7 +214,7 @@ export const runBackup = (backupId: string, volumePath: string, options: BackupO
         // A volume that shrank or grew meanwhile would be claimed with the wrong size.
         if (bytesRead !== record.volume_size_bytes) {
           return yield* new VolumeError({
-            path: volumePath,
+            path: source.name,
             reason: `changed size during the backup: read ${bytesRead} bytes, expected ${record.volume_size_bytes}`
           })
         }
@@ -335,26 +336,28 @@ const checkParent = (parentId: string, volumeId: string, volumeBytes: number) =>
 
 /**
  * Creates the record (status `creating`, size from the volume) and backs up
- * into it: what `cinder backup-create` plus the backup manager do.
+ * into it: what `cinder backup-create` plus the backup manager do. `volume`
+ * is a path (a regular file or block device) or a VolumeSource (for
+ * example a stream with a declared size).
  */
 export const backup = (
   fields: Omit<NewBackup, "volume_size_bytes"> & { readonly volume_size_bytes?: number },
-  volumePath: string,
+  volume: string | VolumeSource,
   options: BackupOptions = {}
 ) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const store = yield* ObjectStore
-    const info = yield* volumeInfo(volumePath)
-    if (info.size === 0) return yield* new InvalidRequest({ reason: `volume ${volumePath} is empty` })
+    const source = typeof volume === "string" ? yield* fileSource(volume) : volume
+    if (source.size === 0) return yield* new InvalidRequest({ reason: `volume ${source.name} is empty` })
     // Bad options are refused before a record exists (runBackup checks them again, for its own callers).
     yield* checkSizes(options.chunkSize ?? store.defaults.chunkSize, options.shaBlockSize ?? store.defaults.shaBlockSize)
     yield* parseCompression(options.compression ?? "zlib")
-    if (fields.parent_id !== undefined && fields.parent_id !== null) yield* checkParent(fields.parent_id, fields.volume_id, info.size)
+    if (fields.parent_id !== undefined && fields.parent_id !== null) yield* checkParent(fields.parent_id, fields.volume_id, source.size)
     const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
-    yield* catalog.create(newBackupRecord({ volume_size_bytes: info.size, ...fields, created_at: createdAt, status: "creating" }))
+    yield* catalog.create(newBackupRecord({ volume_size_bytes: source.size, ...fields, created_at: createdAt, status: "creating" }))
     yield* refuseConcurrent(fields.id, fields.volume_id, options)
-    return yield* runBackup(fields.id, volumePath, options)
-  })
+    return yield* runBackup(fields.id, source, options)
+  }).pipe(Effect.scoped)
 
 export type BackupRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool

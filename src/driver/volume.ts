@@ -1,11 +1,11 @@
 /**
- * Volume access through @effect/platform's FileSystem: a regular file or a
- * block device, read in chunks (never whole) and written at offsets.
+ * Volumes by path through @effect/platform's FileSystem: a regular file or
+ * a block device, its size, and opening one as a restore target (written at
+ * offsets). Reading a volume is volumeSource.ts's.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
-import { Effect, Option, Stream } from "effect"
-import type { SlotPool } from "../codec/slots.js"
+import { Effect, Option } from "effect"
 import { VolumeError } from "../domain/errors.js"
 
 /** What went wrong, in plain words: the errno's meaning rather than the FileSystem call that met it. */
@@ -26,7 +26,7 @@ const plainReason = (error: PlatformError): string => {
   }
 }
 
-const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: plainReason(error) })
+export const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: plainReason(error) })
 
 /** Linux dev_t to "major:minor", for /sys/dev/block lookups. */
 const deviceNumber = (rdev: number) => {
@@ -52,49 +52,6 @@ export const volumeInfo = (path: string) =>
     }
     return yield* new VolumeError({ path, reason: `is a ${info.type}, not a regular file or block device` })
   }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(volumeError(path)(e))))
-
-/** Fills `buffer` from the file's current position; fewer bytes only at end of file. */
-const readFully = (file: FileSystem.File, buffer: Uint8Array) =>
-  Effect.gen(function* () {
-    let filled = 0
-    while (filled < buffer.length) {
-      const n = Number(yield* file.read(buffer.subarray(filled)))
-      if (n === 0) break
-      filled += n
-    }
-    return filled
-  })
-
-export interface VolumeChunk {
-  readonly offset: number
-  /** a view of a slot of the pool the stream was given; hand the slot back when done */
-  readonly data: Uint8Array
-}
-
-/**
- * The volume as a stream of chunks of the slots' size (the last may be
- * short), each read into a slot taken from `slots`: reading waits while every
- * slot is in use, which is the backpressure that bounds a backup's memory.
- * The file stays open for the life of the stream.
- */
-export const readChunks = (path: string, slots: SlotPool): Stream.Stream<VolumeChunk, VolumeError, FileSystem.FileSystem> =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const file = yield* fs.open(path, { flag: "r" })
-      return Stream.unfoldEffect(0, (offset) =>
-        Effect.gen(function* () {
-          const slot = yield* slots.take
-          const n = yield* readFully(file, slot)
-          if (n === 0) {
-            yield* slots.give(slot)
-            return Option.none()
-          }
-          return Option.some([{ offset, data: slot.subarray(0, n) }, offset + n] as const)
-        })
-      )
-    })
-  ).pipe(Stream.mapError(volumeError(path)))
 
 /**
  * Opens a restore target, creating a missing file. When `fresh` (a new,

@@ -18,11 +18,17 @@ export interface RunningCli {
   readonly result: Promise<CliResult>
 }
 
-export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): RunningCli => {
+/** `input`: bytes piped to the CLI's standard input (none: stdin is closed). */
+export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: Uint8Array): RunningCli => {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"]
   })
+  if (input !== undefined) {
+    // A CLI that stops reading early (a refused size) closes the pipe: that is not the test's failure.
+    child.stdin!.on("error", () => {})
+    child.stdin!.end(input)
+  }
   let stdout = ""
   let stderr = ""
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d))
@@ -32,5 +38,5 @@ export const startCli = (args: ReadonlyArray<string>, env: Record<string, string
 }
 
 /** Runs the CLI to completion. */
-export const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.promise(() => startCli(args, env).result)
+export const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: Uint8Array) =>
+  Effect.promise(() => startCli(args, env, input).result)

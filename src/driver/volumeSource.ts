@@ -1,0 +1,127 @@
+/**
+ * Where a backup reads its volume from: a VolumeSource has a size known
+ * before the backup starts (it goes into the record) and fills a caller's
+ * buffer with the bytes from an offset on. A regular file or block device
+ * by path reads at any offset; a Stream (a pipe, standard input) reads in
+ * order only, and is checked against its declared size.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Chunk, Effect, Option, type Scope, Stream } from "effect"
+import type { SlotPool } from "../codec/slots.js"
+import { VolumeError } from "../domain/errors.js"
+import { volumeError, volumeInfo } from "./volume.js"
+
+export interface VolumeSource {
+  /** How messages name it: its path, or what the stream is ("standard input"). */
+  readonly name: string
+  /** Its size in bytes. */
+  readonly size: number
+  /**
+   * Fills `buffer` with the bytes from `offset` on; fewer only at the end of
+   * the volume (0 there). A stream source is read in order: each offset is
+   * where the previous read ended.
+   */
+  readonly read: (offset: number, buffer: Uint8Array) => Effect.Effect<number, VolumeError>
+}
+
+/** A regular file or block device (its size from the kernel), open for the scope. */
+export const fileSource = (path: string): Effect.Effect<VolumeSource, VolumeError, FileSystem.FileSystem | Scope.Scope> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const { size } = yield* volumeInfo(path)
+    const file = yield* fs.open(path, { flag: "r" }).pipe(Effect.mapError(volumeError(path)))
+    let position = 0
+    const read = (offset: number, buffer: Uint8Array) =>
+      Effect.gen(function* () {
+        if (offset !== position) yield* file.seek(offset, "start")
+        let filled = 0
+        while (filled < buffer.length) {
+          const n = Number(yield* file.read(buffer.subarray(filled)))
+          if (n === 0) break
+          filled += n
+        }
+        position = offset + filled
+        return filled
+      }).pipe(Effect.mapError(volumeError(path)))
+    return { name: path, size, read }
+  })
+
+/**
+ * A volume of `size` bytes that arrives as a stream (backup from a pipe),
+ * pulled as the backup reads it, within the scope. A stream that ends
+ * early, or has bytes past `size`, fails the read with a VolumeError; so
+ * does the stream's own failure.
+ */
+export const streamSource = <E>(
+  stream: Stream.Stream<Uint8Array, E>,
+  size: number,
+  name = "stream"
+): Effect.Effect<VolumeSource, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const pull = yield* Stream.toPull(stream)
+    const fail = (reason: string) => new VolumeError({ path: name, reason })
+    let position = 0
+    let pending = new Uint8Array(0)
+    // The next bytes of the stream (empty at its end).
+    const nextBytes = pull.pipe(
+      Effect.map((chunk) => (Chunk.isEmpty(chunk) ? new Uint8Array(0) : Buffer.concat(Chunk.toReadonlyArray(chunk)))),
+      Effect.catchAll(Option.match({
+        onNone: () => Effect.succeed(undefined),
+        onSome: (error) => Effect.fail(fail(`read failed: ${error instanceof Error ? error.message : String(error)}`))
+      }))
+    )
+    const read = (offset: number, buffer: Uint8Array) =>
+      Effect.gen(function* () {
+        if (offset !== position) return yield* Effect.dieMessage(`streamSource: read at ${offset}, but the stream is at ${position}`)
+        const wanted = Math.min(buffer.length, size - position)
+        let filled = 0
+        while (filled < wanted) {
+          if (pending.length === 0) {
+            const bytes = yield* nextBytes
+            if (bytes === undefined) return yield* fail(`ended after ${position + filled} bytes, before the ${size} bytes declared`)
+            pending = bytes
+            continue
+          }
+          const n = Math.min(pending.length, wanted - filled)
+          buffer.set(pending.subarray(0, n), filled)
+          pending = pending.subarray(n)
+          filled += n
+        }
+        position += filled
+        if (position === size) {
+          // The declared end: nothing may follow it.
+          while (pending.length === 0) {
+            const bytes = yield* nextBytes
+            if (bytes === undefined) break
+            pending = bytes
+          }
+          if (pending.length > 0) return yield* fail(`has more than the ${size} bytes declared`)
+        }
+        return filled
+      })
+    return { name, size, read }
+  })
+
+export interface VolumeChunk {
+  readonly offset: number
+  /** a view of a slot of the pool the stream was given; hand the slot back when done */
+  readonly data: Uint8Array
+}
+
+/**
+ * The volume as a stream of chunks of the slots' size (the last may be
+ * short), each read into a slot taken from `slots`: reading waits while every
+ * slot is in use, which is the backpressure that bounds a backup's memory.
+ */
+export const readChunks = (source: VolumeSource, slots: SlotPool): Stream.Stream<VolumeChunk, VolumeError> =>
+  Stream.unfoldEffect(0, (offset) =>
+    Effect.gen(function* () {
+      const slot = yield* slots.take
+      const n = yield* source.read(offset, slot)
+      if (n === 0) {
+        yield* slots.give(slot)
+        return Option.none()
+      }
+      return Option.some([{ offset, data: slot.subarray(0, n) }, offset + n] as const)
+    })
+  )

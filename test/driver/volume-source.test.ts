@@ -1,0 +1,71 @@
+/**
+ * Volume sources: a backup from a Stream with a declared size (a pipe)
+ * restores exactly, incrementals included; a stream that ends early, runs
+ * past its size or fails is a VolumeError that claims nothing.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Stream } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { backup, BackupCatalog, fileSource, ObjectStore, restore, streamSource } from "../../src/index.js"
+import { memoryServices, patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
+
+/** The bytes as a stream of uneven pieces, as a pipe delivers them. */
+const piped = (bytes: Uint8Array, piece = 65_521) =>
+  Stream.fromIterable(Array.from({ length: Math.ceil(bytes.length / piece) }, (_, i) => bytes.subarray(i * piece, (i + 1) * piece)))
+
+const options = { chunkSize: 256 * 1024, shaBlockSize: 4096, compression: "zlib" }
+
+describe("backup from a stream", () => {
+  it.scoped("a full and an incremental backup of a stream restore byte for byte", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const first = patternedVolume(1_000_000, 3)
+        yield* backup({ id: "f", volume_id: "v" }, yield* streamSource(piped(first), first.length, "pipe"), options)
+        const second = Uint8Array.from(first)
+        second.fill(9, 300_000, 310_000)
+        const record = yield* backup({ id: "i", volume_id: "v", parent_id: "f" }, yield* streamSource(piped(second, 4096), second.length, "pipe"), options)
+        expect(record.status).toBe("available")
+        expect(record.object_count).toBe(1)
+        yield* restore("i", join(dir, "out.img"))
+        expect(Buffer.from(readFileSync(join(dir, "out.img"))).equals(Buffer.from(second))).toBe(true)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.scoped("a stream shorter or longer than declared, or one that fails: VolumeError, nothing claimed or left", () =>
+    Effect.gen(function* () {
+      const bytes = patternedVolume(600_000, 5)
+      const cases = [
+        { source: streamSource(piped(bytes), bytes.length + 1, "pipe"), reason: "ended after 600000 bytes, before the 600001 bytes declared" },
+        { source: streamSource(piped(bytes), bytes.length - 1, "pipe"), reason: "has more than the 599999 bytes declared" },
+        { source: streamSource(Stream.concat(piped(bytes.subarray(0, 300_000)), Stream.fail(new Error("connection reset"))), bytes.length, "pipe"), reason: "read failed: connection reset" }
+      ]
+      for (const [i, c] of cases.entries()) {
+        const error = yield* Effect.flip(backup({ id: `x${i}`, volume_id: "v" }, yield* c.source, options))
+        expect(error._tag).toBe("VolumeError")
+        expect(error.message).toBe(`volume pipe: ${c.reason}`)
+        expect((yield* (yield* BackupCatalog).get(`x${i}`)).status).toBe("error")
+      }
+      const store = yield* ObjectStore
+      expect(yield* store.list("volumebackups", "")).toEqual([])
+    }).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.scoped("a file source reads at any offset", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const bytes = patternedVolume(100_000, 7)
+        yield* writeVolume(join(dir, "v.img"), bytes)
+        const source = yield* fileSource(join(dir, "v.img"))
+        expect(source.size).toBe(100_000)
+        const buffer = new Uint8Array(1000)
+        expect(yield* source.read(50_000, buffer)).toBe(1000)
+        expect(Buffer.from(buffer).equals(Buffer.from(bytes.subarray(50_000, 51_000)))).toBe(true)
+        expect(yield* source.read(99_500, buffer)).toBe(500)
+        expect(yield* source.read(0, buffer)).toBe(1000)
+        expect(Buffer.from(buffer).equals(Buffer.from(bytes.subarray(0, 1000)))).toBe(true)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+})
