@@ -107,8 +107,25 @@ const isStorageError = (error: unknown): error is StorageError =>
 
 const messageOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
-const catalogError = (operation: string, backupId: string | undefined, reason: string) =>
-  new CatalogError({ operation, reason, ...(backupId === undefined ? {} : { backupId }) })
+/** The driver's error code (better-sqlite3's SqliteError has one), found on the error or its cause. */
+const codeOf = (cause: unknown): string | undefined => {
+  for (let e = cause, depth = 0; e !== null && typeof e === "object" && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === "string") return code
+  }
+  return undefined
+}
+
+const catalogError = (operation: string, backupId: string | undefined, reason: string, cause?: unknown) => {
+  const code = codeOf(cause)
+  return new CatalogError({
+    operation,
+    reason,
+    ...(backupId === undefined ? {} : { backupId }),
+    ...(cause === undefined ? {} : { cause }),
+    ...(code === undefined ? {} : { code })
+  })
+}
 
 const reasonOf = (error: StorageError) =>
   error._tag === "SqlError"
@@ -121,7 +138,7 @@ const reasonOf = (error: StorageError) =>
 const storageErrors = (operation: string, backupId?: string) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, StorageError> | CatalogError, R> =>
   Effect.mapError(effect, (error) =>
-    isStorageError(error) ? catalogError(operation, backupId, reasonOf(error)) : error as Exclude<E, StorageError>
+    isStorageError(error) ? catalogError(operation, backupId, reasonOf(error), error) : error as Exclude<E, StorageError>
   )
 
 // better-sqlite3 waits for a locked file synchronously, blocking the event loop: if
@@ -169,7 +186,7 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
     // Inside BEGIN IMMEDIATE so processes opening a new file together migrate
     // it once; the Migrator turns a failing migration into a defect.
     yield* transaction(Effect.provideService(migrate, SqlClient.SqlClient, sql)).pipe(
-      Effect.catchAllDefect((defect) => Effect.fail(catalogError("migrate", undefined, messageOf(defect)))),
+      Effect.catchAllDefect((defect) => Effect.fail(catalogError("migrate", undefined, messageOf(defect), defect))),
       storageErrors("migrate")
     )
 
@@ -260,7 +277,7 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
             Stream.flattenIterables,
             Stream.takeWhile((status): status is BackupStatus => status !== null),
             Stream.changes,
-            Stream.mapError((error) => catalogError("watch", id, reasonOf(error)))
+            Stream.mapError((error) => catalogError("watch", id, reasonOf(error), error))
           )
         })
     })
@@ -276,7 +293,7 @@ export const layerSqliteCatalog = (
       SqliteClient.SqliteClient,
       SqliteClient.make({ filename, disableWAL: false }).pipe(
         // better-sqlite3 throws when it cannot open the file (missing directory, not a database)
-        Effect.catchAllDefect((defect) => Effect.fail(catalogError("open", undefined, messageOf(defect)))),
+        Effect.catchAllDefect((defect) => Effect.fail(catalogError("open", undefined, messageOf(defect), defect))),
         Effect.provide(Reactivity.layer)
       )
     ))

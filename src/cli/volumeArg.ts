@@ -16,8 +16,10 @@ import { streamSource, type VolumeSource } from "../driver/volumeSource.js"
 const volumeIdFor = (path: string) =>
   Effect.try({
     try: () => createHash("sha256").update(`chunked-backup:${realpathSync(path)}`).digest("hex"),
-    catch: (e) =>
-      new VolumeError({ path, reason: (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : e instanceof Error ? e.message : String(e) })
+    catch: (e) => {
+      const code = (e as NodeJS.ErrnoException).code
+      return new VolumeError({ path, reason: code === "ENOENT" ? "does not exist" : e instanceof Error ? e.message : String(e), cause: e, ...(code === undefined ? {} : { code }) })
+    }
   }).pipe(
     Effect.map((digest) => `${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-8${digest.slice(17, 20)}-${digest.slice(20, 32)}`)
   )

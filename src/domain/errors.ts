@@ -58,6 +58,10 @@ export class CatalogError extends Data.TaggedError("CatalogError")<{
   readonly operation: string
   readonly reason: string
   readonly backupId?: string
+  /** the database's error code, e.g. "SQLITE_CANTOPEN", "SQLITE_FULL", when it gave one */
+  readonly code?: string
+  /** the underlying error (the driver's, the decoder's), to look into beyond the message */
+  readonly cause?: unknown
 }> {
   override get message() {
     const which = this.backupId === undefined ? "" : ` for backup ${this.backupId}`
@@ -116,6 +120,10 @@ export class CompressionError extends Data.TaggedError("CompressionError")<{
 export class VolumeError extends Data.TaggedError("VolumeError")<{
   readonly path: string
   readonly reason: string
+  /** the system's error code, e.g. "ENOENT", "EACCES", "EISDIR", "ENOSPC", when one caused it */
+  readonly code?: string
+  /** the underlying error (a PlatformError, the stream's failure) */
+  readonly cause?: unknown
 }> {
   override get message() {
     return `volume ${this.path}: ${this.reason}`

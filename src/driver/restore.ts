@@ -209,7 +209,7 @@ const restoreGroup = (
         // The worker could not read the file: the store's own read names the problem (ObjectNotFound, ...).
         if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, shaCheck, true)
         return yield* outcome.stage === "write"
-          ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}` })
+          ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}`, ...(outcome.code === undefined ? {} : { code: outcome.code }) })
           : decompressionFailed(object.compression ?? "none", outcome.reason, object.name)
       }
       if (outcome._tag === "ShaMismatch") {

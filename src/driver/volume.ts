@@ -26,7 +26,16 @@ const plainReason = (error: PlatformError): string => {
   }
 }
 
-export const volumeError = (path: string) => (error: PlatformError) => new VolumeError({ path, reason: plainReason(error) })
+/** The errno code behind a platform error ("ENOENT", ...), when there is one. */
+const errnoOf = (error: PlatformError): string | undefined => {
+  const code = error._tag === "SystemError" ? (error.cause as { code?: unknown } | undefined)?.code : undefined
+  return typeof code === "string" ? code : undefined
+}
+
+export const volumeError = (path: string) => (error: PlatformError) => {
+  const code = errnoOf(error)
+  return new VolumeError({ path, reason: plainReason(error), cause: error, ...(code === undefined ? {} : { code }) })
+}
 
 /** Linux dev_t to "major:minor", for /sys/dev/block lookups. */
 const deviceNumber = (rdev: number) => {

@@ -59,7 +59,7 @@ export const streamSource = <E>(
 ): Effect.Effect<VolumeSource, never, Scope.Scope> =>
   Effect.gen(function* () {
     const pull = yield* Stream.toPull(stream)
-    const fail = (reason: string) => new VolumeError({ path: name, reason })
+    const fail = (reason: string, cause?: unknown) => new VolumeError({ path: name, reason, ...(cause === undefined ? {} : { cause }) })
     let position = 0
     let pending = new Uint8Array(0)
     // The next bytes of the stream (empty at its end).
@@ -67,7 +67,7 @@ export const streamSource = <E>(
       Effect.map((chunk) => (Chunk.isEmpty(chunk) ? new Uint8Array(0) : Buffer.concat(Chunk.toReadonlyArray(chunk)))),
       Effect.catchAll(Option.match({
         onNone: () => Effect.succeed(undefined),
-        onSome: (error) => Effect.fail(fail(`read failed: ${error instanceof Error ? error.message : String(error)}`))
+        onSome: (error) => Effect.fail(fail(`read failed: ${error instanceof Error ? error.message : String(error)}`, error))
       }))
     )
     const read = (offset: number, buffer: Uint8Array) =>

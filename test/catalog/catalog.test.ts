@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Queue, Stream } from "effect"
 import { execFile } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -170,6 +170,15 @@ describe("sqlite catalog specifics", () => {
           "x2"
         )
         yield* Fiber.join(fiber).pipe(Effect.timeout("1 second"))
+      })))
+
+  it.effect("a file that is not a database: CatalogError with SQLite's code and the driver's error as its cause", () =>
+    withFile((file) =>
+      Effect.gen(function*() {
+        writeFileSync(file, "this is not a database, just text that is long enough to have a header page".repeat(100))
+        const error = yield* Effect.flip(open(file))
+        expect(error).toMatchObject({ _tag: "CatalogError", code: "SQLITE_NOTADB" })
+        expect(error.cause).toBeDefined()
       })))
 
   it.effect("a malformed row is a CatalogError, not a defect", () =>

@@ -52,6 +52,20 @@ describe("backup from a stream", () => {
     }).pipe(Effect.provide(memoryServices()))
   )
 
+  it.scoped("a volume that cannot be read keeps the system's code and cause: ENOENT and EISDIR apart without parsing text", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const missing = yield* Effect.flip(fileSource(join(dir, "nope.img")))
+        expect(missing).toMatchObject({ _tag: "VolumeError", code: "ENOENT", reason: "does not exist" })
+        expect(missing.cause).toMatchObject({ _tag: "SystemError", reason: "NotFound" })
+        yield* writeVolume(join(dir, "v.img"), patternedVolume(10_000))
+        yield* backup({ id: "d", volume_id: "v" }, join(dir, "v.img"), options)
+        const directory = yield* Effect.flip(restore("d", dir))
+        expect(directory).toMatchObject({ _tag: "VolumeError", code: "EISDIR", reason: "is a directory, not a file or block device" })
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
   it.scoped("a file source reads at any offset", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
