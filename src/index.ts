@@ -5,10 +5,10 @@ export * from "./domain/documents.js"
 export * from "./domain/compression.js"
 export * from "./format/documents.js"
 export { pythonJsonDumps } from "./format/pythonJson.js"
-export * from "./codec/codec.js"
+export { compressObject, decompressObject } from "./codec/codec.js"
 export { CodecPool, layerCodecPool, makeCodecPool, defaultPoolSize, type CodecPoolOptions } from "./codec/pool.js"
 export * from "./store/errors.js"
-export * from "./store/ObjectStore.js"
+export { make, ObjectStore, swiftStylePrefix, type ObjectStoreBackend, type StoreDefaults } from "./store/ObjectStore.js"
 export { layerMemory, makeMemory, type MemoryStoreOptions } from "./store/memory.js"
 export { layerPosix, makePosix, type PosixStoreOptions } from "./store/posix.js"
 export { layerSwift, makeSwift, type SwiftAuth, type SwiftStoreOptions } from "./store/swift.js"
@@ -16,7 +16,7 @@ export { layerS3, makeS3, type S3StoreOptions } from "./store/s3.js"
 export * from "./store/storeConfig.js"
 export * from "./catalog/BackupCatalog.js"
 export { layerMemoryCatalog, makeMemoryCatalog } from "./catalog/memory.js"
-export * from "./driver/progress.js"
+export { progressStream, type ProgressEvent, type ProgressOptions } from "./driver/progress.js"
 export * from "./driver/VolumeMetadata.js"
 export { backup, runBackup, type BackupOptions } from "./driver/backup.js"
 export { fileSource, streamSource, type VolumeSource } from "./driver/volumeSource.js"
@@ -24,8 +24,19 @@ export { restore, backupChain, type RestoreOptions } from "./driver/restore.js"
 export { deleteBackup } from "./driver/delete.js"
 export { verify, type VerifyOptions, type VerifyReport, type Problem } from "./driver/verify.js"
 export { cleanup, type CleanupAction } from "./driver/cleanup.js"
-export { claim, holdLease, leaseExpired, type LeaseOptions } from "./driver/lease.js"
+export type { LeaseOptions } from "./driver/lease.js"
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"
-export * from "./store/decorators.js"
-export * from "./store/faults.js"
+export {
+  decorate,
+  layerConcurrencyLimit,
+  layerRetry,
+  layerTracing,
+  retrySchedule,
+  withConcurrencyLimit,
+  withRetry,
+  withTracing,
+  type RetryPolicy,
+  type StoreOperation
+} from "./store/decorators.js"
+export { layerFaults, withFaults, type FaultKind, type FaultPlan, type FaultRule, type InjectedFault } from "./store/faults.js"

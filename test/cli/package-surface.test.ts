@@ -1,0 +1,35 @@
+/**
+ * The package as another project sees it, by name through its `exports`
+ * map (Node's self-reference): the library's programs, services and layers
+ * are there; internals are not, and nothing under dist/ is reachable.
+ */
+import { describe, expect, it } from "vitest"
+import { spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+
+/** Runs an ES module snippet from the package root, where "chunked-backup" names this package. */
+const evaluate = (code: string) => spawnSync(process.execPath, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8" })
+
+describe("the package's public surface", () => {
+  it("exports the programs, services and layers; not the helpers only the implementation needs", () => {
+    const run = evaluate(`const m = await import("chunked-backup"); console.log(JSON.stringify(Object.keys(m)))`)
+    expect(run.status, run.stderr).toBe(0)
+    const names = new Set(JSON.parse(run.stdout) as Array<string>)
+    for (const name of ["backup", "restore", "verify", "deleteBackup", "cleanup", "CodecPool", "layerCodecPool", "ObjectStore", "make", "BackupCatalog",
+      "layerPosix", "layerMemory", "layerSwift", "layerS3", "layerSqliteCatalog", "layerRetry", "fileSource", "streamSource", "progressStream"]) {
+      expect(names.has(name), name).toBe(true)
+    }
+    for (const internal of ["checkName", "utcStamp", "aroundEach", "seededRandom", "withoutLocalPaths", "makeProgress", "claim", "holdLease",
+      "leaseExpired", "recordedAlgorithm", "decompressionFailed", "openObject", "prepareObject"]) {
+      expect(names.has(internal), internal).toBe(false)
+    }
+  })
+
+  it("deep imports into dist/ are refused", () => {
+    const run = evaluate(`await import("chunked-backup/dist/src/cli/run.js")`)
+    expect(run.status).not.toBe(0)
+    expect(run.stderr).toContain("ERR_PACKAGE_PATH_NOT_EXPORTED")
+  })
+})
