@@ -14,7 +14,7 @@ import {
   newBackupRecord,
   type SqliteCatalogOptions
 } from "../../src/index.js"
-import { catalogConformance } from "./conformance.js"
+import { catalogConformance } from "../../src/testing/index.js"
 
 // better-sqlite3 ships no types and @types/better-sqlite3 is not installed: describe what the tests use.
 interface RawDatabase {

@@ -6,7 +6,7 @@ import { decompressObject, parseCompression } from "../../src/index.js"
 import { openObject, prepareObject } from "../../src/codec/codec.js"
 import { hashInWorker } from "../../src/codec/poolJobs.js"
 import { makeSlotPool } from "../../src/codec/slots.js"
-import { compressionName, volumeBytes } from "../support/arbitraries.js"
+import { compressionName, volumeBytes } from "../../src/testing/index.js"
 import { sharedCodecPool } from "../support/layers.js"
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex")

@@ -19,7 +19,7 @@ import {
   restore,
   type InjectedFault
 } from "../../src/index.js"
-import { applyEdits } from "../support/arbitraries.js"
+import { applyEdits } from "../../src/testing/index.js"
 import { withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 const VOLUMES = 8

@@ -23,7 +23,7 @@ import {
   type InjectedFault,
   type StoreOperation
 } from "../../src/index.js"
-import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
+import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../../src/testing/index.js"
 import { storeSnapshot, typedFailure } from "../support/inspect.js"
 import { withTempDir, writeVolume, localServices } from "../support/layers.js"
 

@@ -7,7 +7,7 @@ import { Deferred, Effect, Exit, FastCheck as fc, Fiber } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { backup, BackupCatalog, ObjectStore, restore, verify } from "../../src/index.js"
-import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
+import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../../src/testing/index.js"
 import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
 
 const runs = { fastCheck: { numRuns: 100 } }

@@ -4,10 +4,15 @@
  * (each fault kind, and determinism for a seed).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Option, TestClock, Tracer } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Option, TestClock, Tracer } from "effect"
 import {
   ContainerNotFound,
   InvalidObjectName,
+  layerConcurrencyLimit,
+  layerFaults,
+  layerMemory,
+  layerRetry,
+  layerTracing,
   makeMemory,
   ObjectNotFound,
   StoreError,
@@ -21,6 +26,21 @@ import {
   type ObjectStore,
   type StoreOperation
 } from "../../src/index.js"
+import { objectStoreConformance } from "../../src/testing/index.js"
+
+// Each decorator is an ObjectStore layer of its own: it passes the conformance suite over the memory store.
+const decorated = {
+  "withRetry": layerRetry({ attempts: 2 }),
+  "withConcurrencyLimit": layerConcurrencyLimit(2),
+  "withTracing": layerTracing,
+  "withFaults (no rules)": layerFaults({ seed: 1, rules: [] })
+} as const
+for (const [name, decorator] of Object.entries(decorated)) {
+  objectStoreConformance(`${name} over memory`, decorator.pipe(Layer.provide(layerMemory())), {
+    slashInObjectNames: true,
+    refusingLayer: decorator.pipe(Layer.provide(layerMemory({ createContainers: false })))
+  })
+}
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const operations: ReadonlyArray<StoreOperation> = ["ensureContainer", "list", "put", "get", "delete"]

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { backup, ObjectStore, restore } from "../../src/index.js"
-import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../support/arbitraries.js"
+import { applyEdits, compressionName, edits, sizes, volumeBytes } from "../../src/testing/index.js"
 import { withTempDir, writeVolume } from "../support/layers.js"
 import { loopback, s3Store, servicesOn, SKIP_REASON, swiftStore, uniqueContainer } from "../support/swift.js"
 

@@ -13,7 +13,7 @@ import { Effect, Layer, Redacted } from "effect"
 import type { LookupFunction } from "node:net"
 import { layerS3, ObjectStore } from "../../src/index.js"
 import { loopback, s3Options, s3Store, SKIP_REASON, swiftStore, uniqueContainer } from "../support/swift.js"
-import { objectStoreConformance } from "./conformance.js"
+import { objectStoreConformance } from "../../src/testing/index.js"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const text = (b: Uint8Array) => new TextDecoder().decode(b)

@@ -5,7 +5,7 @@ import { Effect, Fiber, Layer } from "effect"
 import { readdirSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { layerMemory, layerPosix, ObjectStore, type PosixStoreOptions } from "../../src/index.js"
-import { objectStoreConformance } from "./conformance.js"
+import { objectStoreConformance } from "../../src/testing/index.js"
 
 /** A posix store in a fresh temp directory, removed when the test ends. */
 const posixInTemp = (options: Omit<PosixStoreOptions, "root"> = {}) =>

@@ -10,7 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { layerSwift, ObjectStore, type SwiftAuth } from "../../src/index.js"
 import { expireTempauthToken, loopback, SKIP_REASON, swiftStore, tempauthToken, uniqueContainer } from "../support/swift.js"
-import { objectStoreConformance } from "./conformance.js"
+import { objectStoreConformance } from "../../src/testing/index.js"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const text = (b: Uint8Array) => new TextDecoder().decode(b)

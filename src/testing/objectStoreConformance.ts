@@ -7,7 +7,7 @@
 import { beforeEach, describe, expect, it } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
 import { Effect, Exit, Fiber, Layer } from "effect"
-import { newBackupRecord, ObjectStore } from "../../src/index.js"
+import { newBackupRecord, ObjectStore } from "../index.js"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Layer, Queue, Stream } from "effect"
-import { BackupCatalog, type BackupRecord, type BackupStatus, dependentsOf, newBackupRecord } from "../../src/index.js"
+import { BackupCatalog, type BackupRecord, type BackupStatus, dependentsOf, newBackupRecord } from "../index.js"
 
 /** Every field set, dates with millisecond precision. */
 const fullRecord = (id: string): BackupRecord => ({

@@ -1,0 +1,10 @@
+/**
+ * chunked-backup/testing: for authors of other backend layers and for
+ * property tests. The conformance suites every ObjectStore and
+ * BackupCatalog layer must pass (they register @effect/vitest tests: call
+ * them at a test file's top level), and the fast-check arbitraries the
+ * project's own property tests use.
+ */
+export { objectStoreConformance, type ConformanceOptions } from "./objectStoreConformance.js"
+export { catalogConformance } from "./catalogConformance.js"
+export { applyEdits, compressionName, edits, sizes, volumeBytes, type Edit } from "./arbitraries.js"
