@@ -249,10 +249,10 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         return done
       }).pipe(Effect.scoped)
 
-      // Cancellation: the record turning deleting/deleted interrupts the body.
-      // Cancellation: the record leaving `creating` (Cinder: deleting/deleted) interrupts the body.
+      // Cancellation: the record leaving `creating` (Cinder: deleting/deleted) interrupts the body;
+      // `available` is the body's own last write, which the body may still be closing its scope after.
       const cancelled = catalog.watch(backupId).pipe(
-        Stream.filter((status) => status !== "creating"),
+        Stream.filter((status) => status !== "creating" && status !== "available"),
         Stream.runHead,
         Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
       )
