@@ -24,7 +24,7 @@ const md5 = (data: Uint8Array) => createHash("md5").update(data).digest("hex")
 // and the compressed form of a zero object are computed once and reused.
 // Telling zeros apart is a memcmp that stops at the first non-zero byte.
 const ZEROS = new Uint8Array(1 << 20)
-export const isZero = (data: Uint8Array) => {
+const isZero = (data: Uint8Array) => {
   for (let off = 0; off < data.length; off += ZEROS.length) {
     const part = data.subarray(off, Math.min(off + ZEROS.length, data.length))
     if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false
@@ -57,7 +57,7 @@ const counting = async <A>(counters: WorkCounters, bytes: number, work: () => Pr
 }
 
 /** The SHA-256 of every `blockSize` block of `data` (the last may be short), 32 bytes each, in one buffer. */
-export const shaBlocks = (data: Uint8Array, blockSize: number): Uint8Array => {
+const shaBlocks = (data: Uint8Array, blockSize: number): Uint8Array => {
   const count = Math.ceil(data.length / blockSize)
   const digests = new Uint8Array(count * 32)
   for (let i = 0; i < count; i++) digests.set(sha256Of(data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length))), i * 32)

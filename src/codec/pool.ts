@@ -185,6 +185,7 @@ const makeWorkers = (size: number) => {
     for (const job of queue.splice(0)) job.resolve({ op: "failed", id: job.request.id, error: "the codec pool is closed" })
     for (const [id, job] of running) {
       running.delete(id)
+      job.untrack()
       job.resolve({ op: "failed", id, error: "the codec pool is closed" })
     }
     idle.length = 0
