@@ -200,7 +200,7 @@ const shaMismatch = (plain: Uint8Array, object: RestoreObject): ObjectOutcome | 
  * Objects of a restore, each at its own offset `at` of the slot: all are
  * read and decompressed into their places and their md5s taken together;
  * then each in turn is checked (length, md5, sha256s) and only when it
- * passes are its visible ranges written to `fd`. Stops at the first object
+ * passes are its visible ranges written to `fd` (when there is one). Stops at the first object
  * that does not pass: nothing of it, nor of any after it, is written.
  */
 export const restoreObjects = async (request: Extract<Request, { op: "restore" }>, counters: WorkCounters): Promise<ReadonlyArray<ObjectOutcome>> => {
@@ -232,7 +232,7 @@ export const restoreObjects = async (request: Extract<Request, { op: "restore" }
       return outcomes
     }
     try {
-      for (const [start, end, position] of object.ranges) writeRange(fd, plain.subarray(start, end), position, sparse)
+      if (fd !== undefined) for (const [start, end, position] of object.ranges) writeRange(fd, plain.subarray(start, end), position, sparse)
     } catch (error) {
       outcomes.push(failedAt("write", error))
       return outcomes

@@ -100,8 +100,8 @@ export interface RestoreJob {
   readonly objects: ReadonlyArray<RestoreObjectJob>
   /** a slot with room for every object at its `at` */
   readonly into: Uint8Array
-  /** the target's file descriptor */
-  readonly fd: number
+  /** the target's file descriptor; without one the objects are only checked, and the caller writes them */
+  readonly fd?: number
   /** skip all-zero parts: the target is new and its holes read as zeros */
   readonly sparse: boolean
 }
@@ -123,7 +123,7 @@ export const restoreInWorker = (job: RestoreJob): Effect.Effect<ReadonlyArray<Re
   const transfer = objects.flatMap((o) => (o.data !== undefined ? transferOf(o.data) : []))
   const visible = job.objects.reduce((sum, o) => o.ranges.reduce((inner, [start, end]) => inner + end - start, sum), 0)
   return Effect.flatMap(CodecPool, (pool) =>
-    pool.run({ op: "restore", objects, into: job.into, fd: job.fd, sparse: job.sparse }, transfer, visible)
+    pool.run({ op: "restore", objects, into: job.into, ...(job.fd === undefined ? {} : { fd: job.fd }), sparse: job.sparse }, transfer, visible)
   ).pipe(
     Effect.flatMap((reply) =>
       reply.op === "failed" ? Effect.dieMessage(`restore worker failed: ${reply.error}`) : Effect.succeed(reply.outcomes)

@@ -52,7 +52,8 @@ export type Request =
       readonly id: number
       readonly objects: ReadonlyArray<RestoreObject>
       readonly into: Uint8Array
-      readonly fd: number
+      /** the target's descriptor; without one nothing is written (the caller writes the checked ranges) */
+      readonly fd?: number
       readonly sparse: boolean
     }
 

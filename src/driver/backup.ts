@@ -28,7 +28,7 @@ import { finishFailedBackup, pendingDeletion } from "./cleanup.js"
 import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, type DigestList } from "./digests.js"
-import { groupPlacements } from "./restore.js"
+import { groupPlacements } from "./jobGroups.js"
 import { fileSource, readChunks, type VolumeChunk, type VolumeSource } from "./volumeSource.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 

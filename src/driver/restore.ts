@@ -29,7 +29,8 @@ import { checkLayout, misalignedRange, placeChain, volumeSizeOf } from "./layout
 import { claim, holdLease, type LeaseOptions } from "./lease.js"
 import { checkObjectList, locate, readMetadata, readSha256File, sha256Name } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { openTarget } from "./volume.js"
+import { fileTarget, targetStream, type OpenTarget, type VolumeTarget } from "./volumeTarget.js"
+import { GROUP_BYTES, GROUP_OBJECTS, groupPlacements, largestObject, largestSegment, orderedGroups, orderedSlotCount, segments } from "./jobGroups.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
 
 export interface RestoreOptions extends ProgressOptions, LeaseOptions {
@@ -47,14 +48,6 @@ export interface RestoreOptions extends ProgressOptions, LeaseOptions {
    */
   readonly verifySha256?: boolean
 }
-
-/** Small objects share a worker job: at most GROUP_OBJECTS of them, in a slot of at least GROUP_BYTES. */
-export const GROUP_OBJECTS = 64
-export const GROUP_BYTES = 8 * 1024 * 1024
-
-/** The slot size a set of objects needs. */
-export const largestObject = (objects: ReadonlyArray<{ readonly length: number }>) =>
-  objects.reduce((max, o) => Math.max(max, o.length), 0)
 
 /** The chain from the full backup to `record`, oldest first. */
 export const backupChain = (record: BackupRecord) =>
@@ -119,36 +112,6 @@ interface Placement {
 }
 
 /**
- * Placements in jobs of one slot each: an object of more than half a slot
- * alone, the smaller ones packed together in volume order, at most `most`
- * to a job. A chain's many small incremental objects then cost a worker job
- * per slotful rather than per object (or per gap between two objects of the
- * full backup), and their md5s are taken side by side.
- */
-export const groupPlacements = <P extends { readonly object: { readonly length: number } }>(
-  placed: ReadonlyArray<P>,
-  slotSize: number,
-  most: number
-): Array<Array<P>> => {
-  const groups: Array<Array<P>> = []
-  let open: Array<P> | undefined
-  let bytes = 0
-  for (const placement of placed) {
-    const length = placement.object.length
-    if (length * 2 > slotSize) {
-      groups.push([placement])
-    } else if (open !== undefined && open.length < most && bytes + length <= slotSize) {
-      open.push(placement)
-      bytes += length
-    } else {
-      groups.push((open = [placement]))
-      bytes = length
-    }
-  }
-  return groups
-}
-
-/**
  * How a codec worker gets an object: its file, for a store of local files
  * (unless `readThroughStore`), else its bytes from the store; and the
  * algorithm to decompress it with.
@@ -167,28 +130,38 @@ export const jobSource = (
     return { algorithm, source }
   })
 
+/** Checked bytes of a restore, to be written at `position` of the volume: a view of a slot. */
+export interface Piece {
+  readonly position: number
+  readonly bytes: Uint8Array
+}
+
 /**
- * Restores a group of objects into the target through one codec worker job:
- * each is read (by the worker itself, for a store of local files),
- * decompressed into its place in `slot`, checked for length and md5, and only
- * then its visible ranges are written at their offsets.
+ * Restores a group of objects through one codec worker job: each is read
+ * (by the worker itself, for a store of local files), decompressed into its
+ * place in `slot` (from `base` on), checked for length, md5 and sha256s,
+ * and only then its visible ranges are written at their offsets: by the
+ * worker, to a target with a file descriptor; else returned as pieces, in
+ * the group's order, for the caller to write.
  */
 const restoreGroup = (
   group: ReadonlyArray<Placement>,
   slot: Uint8Array,
-  target: { readonly path: string; readonly fd: number; readonly sparse: boolean },
+  target: VolumeTarget,
   shaCheck: ShaCheck | undefined,
-  readThroughStore = false
-): Effect.Effect<void, RestoreGroupError, ObjectStore | CodecPool> =>
+  readThroughStore = false,
+  base = 0
+): Effect.Effect<ReadonlyArray<Piece>, RestoreGroupError, ObjectStore | CodecPool> =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     // Each object's place in the slot, then their sources: a remote store's objects fetched a few at once.
     const places: Array<number> = []
-    let next = 0
+    let next = base
     for (const { object } of group) {
       places.push(next)
       next += object.length
     }
+    if (next > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for ${next} bytes of objects`)
     const jobs = yield* Effect.forEach(
       group,
       ({ plan, object, visible }, i) =>
@@ -200,16 +173,23 @@ const restoreGroup = (
         }),
       { concurrency: store.defaults.concurrency }
     )
-    const at = next
-    if (at > slot.length) return yield* Effect.dieMessage(`a ${slot.length}-byte slot for ${at} bytes of objects`)
-    const outcomes = yield* restoreInWorker({ objects: jobs, into: slot, fd: target.fd, sparse: target.sparse })
+    const outcomes = yield* restoreInWorker({
+      objects: jobs,
+      into: slot,
+      ...(target.fd === undefined ? {} : { fd: target.fd }),
+      sparse: target.zeroed
+    })
+    const pieces: Array<Piece> = []
     for (const [i, outcome] of outcomes.entries()) {
       const { plan, object } = group[i]!
       if (outcome._tag === "Failed") {
         // The worker could not read the file: the store's own read names the problem (ObjectNotFound, ...).
-        if (outcome.stage === "read") return yield* restoreGroup(group.slice(i), slot, target, shaCheck, true)
+        if (outcome.stage === "read") {
+          const rest = yield* restoreGroup(group.slice(i), slot, target, shaCheck, true, places[i])
+          return [...pieces, ...rest]
+        }
         return yield* outcome.stage === "write"
-          ? new VolumeError({ path: target.path, reason: `write failed: ${outcome.reason}`, ...(outcome.code === undefined ? {} : { code: outcome.code }) })
+          ? new VolumeError({ path: target.name, reason: `write failed: ${outcome.reason}`, ...(outcome.code === undefined ? {} : { code: outcome.code }) })
           : decompressionFailed(object.compression ?? "none", outcome.reason, object.name)
       }
       if (outcome._tag === "ShaMismatch") {
@@ -223,8 +203,20 @@ const restoreGroup = (
         })
       }
       yield* checkIntegrity(plan.record.id, object, outcome)
+      if (target.fd === undefined) {
+        for (const [start, end, position] of jobs[i]!.ranges) pieces.push({ position, bytes: slot.subarray(places[i]! + start, places[i]! + end) })
+      }
     }
+    return pieces
   })
+
+/** Writes a group's pieces in volume order. */
+const writePieces = (target: VolumeTarget, pieces: ReadonlyArray<Piece>) =>
+  Effect.forEach(
+    [...pieces].sort((a, b) => a.position - b.position),
+    (piece) => target.write(piece.position, piece.bytes),
+    { discard: true }
+  )
 
 type RestoreGroupError = CompressionError | IntegrityError | VolumeError | InvalidBackup | StoreFailure | ObjectNotFound
 
@@ -284,7 +276,7 @@ const digestsFor = (check: ShaCheck, ranges: ReadonlyArray<readonly [number, num
   return { blockSize: check.blockSize, expected: new Uint8Array(Buffer.concat(parts)) }
 }
 
-const restoreChain = (requested: BackupRecord, targetPath: string, options: RestoreOptions) =>
+const restoreChain = <R>(requested: BackupRecord, openTarget: OpenTarget<R>, options: RestoreOptions) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const chain = yield* backupChain(requested)
@@ -298,34 +290,54 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
     const placed = yield* placeChain(requested.id, layers, volumeSize)
     const shaCheck = options.verifySha256 !== false ? yield* expectedDigests(requested, placed, volumeSize) : undefined
     const progress = yield* makeProgress("restore", requested.id, volumeSize, options)
-    const { fd, sync, sparse } = yield* openTarget(targetPath, volumeSize, options.volumeIsNew ?? false)
+    const target = yield* openTarget(volumeSize)
     const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
+    const placements = placed.map(({ object, visible }): Placement => ({ plan: object.plan, object, visible }))
     // An object holds a slot from its fetch until it is written: memory stays
     // at `concurrency` objects (plus their compressed bytes) whatever the volume.
     // Small objects share a job (one worker round trip and side-by-side md5s
     // for up to 64 of them); a slot then holds at least a few MiB of them.
-    const slotSize = Math.max(largestObject(placed.map((p) => p.object)), GROUP_BYTES)
-    const slots = yield* makeSlotPool(slotSize, concurrency)
-    // The visible ranges of different objects never overlap, so objects are
-    // written in any order, by positional writes. One fsync at the end makes
-    // it durable (Cinder fsyncs per object; on a chain of many small objects
-    // that serialised the restore).
-    const placements = placed.map(({ object, visible }): Placement => ({ plan: object.plan, object, visible }))
-    // Biggest jobs first (the writes need no order): the small ones then fill
-    // the workers' gaps at the end instead of one big object running alone.
-    const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
-    const groups = groupPlacements(placements, slots.size, GROUP_OBJECTS).sort((a, b) => jobBytes(b) - jobBytes(a))
-    yield* Stream.fromIterable(groups).pipe(
-      Stream.mapEffect(
-        (group) =>
-          Effect.acquireUseRelease(slots.take, (slot) => restoreGroup(group, slot, { path: targetPath, fd, sparse }, shaCheck), slots.give).pipe(
-            Effect.as({ bytes: group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0), objects: group.length })
-          ),
-        { concurrency, unordered: true }
-      ),
-      Stream.runForEach(({ bytes, objects }) => progress.advance(bytes, objects))
-    )
-    yield* sync
+    const slotSize = Math.max(largestObject(placements.map((p) => p.object)), GROUP_BYTES)
+    const visibleBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.visible.reduce((s, r) => s + r.end - r.start, 0), 0)
+    if (target.ordered) {
+      // Jobs in volume order, each of whole segments; a job's slot is taken
+      // in that order (so the next job to write always has one) and handed
+      // back once its pieces are written.
+      const joined = segments(placements)
+      const orderedSlot = Math.max(largestSegment(joined), GROUP_BYTES)
+      const slots = yield* makeSlotPool(orderedSlot, orderedSlotCount(concurrency, orderedSlot, slotSize * concurrency))
+      yield* Stream.fromIterable(orderedGroups(joined, slots.size, GROUP_OBJECTS)).pipe(
+        Stream.mapEffect((group) => Effect.map(slots.take, (slot) => ({ group, slot }))),
+        Stream.mapEffect(({ group, slot }) => restoreGroup(group, slot, target, shaCheck).pipe(
+          Effect.map((pieces) => ({ group, slot, pieces })),
+          Effect.tapError(() => slots.give(slot))
+        ), { concurrency }),
+        Stream.runForEach(({ group, slot, pieces }) =>
+          writePieces(target, pieces).pipe(Effect.ensuring(slots.give(slot)), Effect.zipRight(progress.advance(visibleBytes(group), group.length)))
+        )
+      )
+    } else {
+      const slots = yield* makeSlotPool(slotSize, concurrency)
+      // The visible ranges of different objects never overlap, so objects are
+      // written in any order, by positional writes. One flush at the end makes
+      // it durable (Cinder fsyncs per object; on a chain of many small objects
+      // that serialised the restore).
+      // Biggest jobs first (the writes need no order): the small ones then fill
+      // the workers' gaps at the end instead of one big object running alone.
+      const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
+      const groups = groupPlacements(placements, slots.size, GROUP_OBJECTS).sort((a, b) => jobBytes(b) - jobBytes(a))
+      yield* Stream.fromIterable(groups).pipe(
+        Stream.mapEffect(
+          (group) =>
+            Effect.acquireUseRelease(slots.take, (slot) => Effect.flatMap(restoreGroup(group, slot, target, shaCheck), (pieces) => writePieces(target, pieces)), slots.give).pipe(
+              Effect.as({ bytes: visibleBytes(group), objects: group.length })
+            ),
+          { concurrency, unordered: true }
+        ),
+        Stream.runForEach(({ bytes, objects }) => progress.advance(bytes, objects))
+      )
+    }
+    yield* target.flush
     // Cinder hands each backup's volume metadata over in chain order.
     const metadataApi = yield* Effect.serviceOption(VolumeMetadata)
     for (const plan of plans) {
@@ -338,10 +350,11 @@ const restoreChain = (requested: BackupRecord, targetPath: string, options: Rest
   }).pipe(Effect.scoped)
 
 /**
- * Restores backup `backupId` (and its chain) into `targetPath`, a file
- * (created when missing) or a block device.
+ * Restores backup `backupId` (and its chain) into `target`: a path (a file,
+ * created when missing, or a block device; see `fileTarget`), or any
+ * VolumeTarget, opened once every document is checked.
  */
-export const restore = (backupId: string, targetPath: string, options: RestoreOptions = {}) =>
+export const restore = <T extends string | OpenTarget<any>>(backupId: string, target: T, options: RestoreOptions = {}) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const record = yield* catalog.get(backupId)
@@ -359,10 +372,26 @@ export const restore = (backupId: string, targetPath: string, options: RestoreOp
         })
       )
     )
-    const work = Effect.zipRight(holdLease(backupId, options), restoreChain(record, targetPath, options))
+    const work = Effect.zipRight(holdLease(backupId, options), restoreChain<TargetRequirements<T> | FileSystem.FileSystem>(
+      record,
+      typeof target === "string" ? fileTarget(target, { fresh: options.volumeIsNew ?? false }) : (target as OpenTarget<TargetRequirements<T>>),
+      options
+    ))
     return yield* Effect.raceFirst(Effect.scoped(work), cancelled).pipe(
       Effect.ensuring(catalog.transition(backupId, ["restoring"], "available").pipe(Effect.ignoreLogged))
     )
   }).pipe(Effect.withSpan("chunked-backup.restore", { attributes: { backupId } }))
 
+/** What opening a restore's target needs: nothing beyond the FileSystem for a path. */
+export type TargetRequirements<T> = T extends OpenTarget<infer R> ? R : never
+
 export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool
+
+/**
+ * The restored volume as a Stream of its bytes, in order (the chain is
+ * checked as for `restore`, then each object's bytes are checked before they
+ * are emitted). The backup is `restoring` while the stream runs; a consumer
+ * that stops early ends the restore.
+ */
+export const restoreStream = (backupId: string, options: Omit<RestoreOptions, "volumeIsNew"> = {}) =>
+  targetStream("stream", (target) => restore(backupId, target, options))

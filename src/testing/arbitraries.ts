@@ -65,3 +65,27 @@ export const compressionName = fc.constantFrom("none", "off", "zlib", "gzip", "b
 export const sizes = fc
   .record({ sha: fc.constantFrom(512, 1024, 4096), blocks: fc.integer({ min: 1, max: 8 }) })
   .map(({ sha, blocks }) => ({ shaBlockSize: sha, chunkSize: sha * blocks }))
+
+/** A backup chain to make: a first volume and settings, then the edits (and compression) of each incremental. */
+export interface ChainPlan {
+  readonly initial: Uint8Array
+  readonly chunkSize: number
+  readonly shaBlockSize: number
+  readonly compression: string
+  readonly steps: ReadonlyArray<{ readonly edits: ReadonlyArray<Edit>; readonly compression: string }>
+}
+
+/** Chains of a full backup of at most `maxSize` bytes and up to `maxIncrementals` incrementals. */
+export const chains = (maxSize: number, maxIncrementals = 5): fc.Arbitrary<ChainPlan> =>
+  fc
+    .record({
+      initial: volumeBytes(maxSize),
+      sizes,
+      compression: compressionName,
+      steps: fc.array(fc.record({ edits, compression: compressionName }), { maxLength: maxIncrementals })
+    })
+    .map(({ initial, sizes: { chunkSize, shaBlockSize }, compression, steps }) => ({ initial, chunkSize, shaBlockSize, compression, steps }))
+
+/** The volume after each backup of the chain, the full backup's first. */
+export const chainStates = (chain: ChainPlan): Array<Uint8Array> =>
+  chain.steps.reduce((states, step) => [...states, applyEdits(states.at(-1)!, step.edits)], [chain.initial])

@@ -7,4 +7,4 @@
  */
 export { objectStoreConformance, type ConformanceOptions } from "./objectStoreConformance.js"
 export { catalogConformance } from "./catalogConformance.js"
-export { applyEdits, compressionName, edits, sizes, volumeBytes, type Edit } from "./arbitraries.js"
+export { applyEdits, chains, chainStates, compressionName, edits, sizes, volumeBytes, type ChainPlan, type Edit } from "./arbitraries.js"

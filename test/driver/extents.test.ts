@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { flatten } from "../../src/driver/extents.js"
-import { groupPlacements } from "../../src/driver/restore.js"
+import { groupPlacements, orderedGroups, segments } from "../../src/driver/jobGroups.js"
 
 interface Obj {
   readonly id: number
@@ -61,4 +61,30 @@ describe("groupPlacements", () => {
       }
     }
   )
+})
+
+describe("ordered jobs (segments)", () => {
+  it.prop(
+    "written job by job, each job's ranges in order, the volume comes out in order; every placement is in one job",
+    [layersArb, fc.integer({ min: 20, max: 200 }), fc.integer({ min: 1, max: 4 })],
+    ([raw, slotSize, most]) => {
+      let id = 0
+      const layers = raw.map((layer) => layer.map((o) => ({ ...o, id: id++ })))
+      const placed = flatten(layers)
+      const jobs = orderedGroups(segments(placed), slotSize, most)
+      expect(jobs.flat().map((p) => p.object.id).sort((a, b) => a - b)).toEqual(placed.map((p) => p.object.id).sort((a, b) => a - b))
+      // Written job by job, each job's ranges sorted, the volume comes out in order.
+      const inVolumeOrder = placed.flatMap((p) => p.visible).sort((a, b) => a.start - b.start)
+      const jobByJob = jobs.flatMap((job) => job.flatMap((p) => p.visible).sort((a, b) => a.start - b.start))
+      expect(jobByJob).toEqual(inVolumeOrder)
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
+
+  it("joins an object with the newer ones inside it, and keeps neighbours apart", () => {
+    const full = [{ id: 0, offset: 0, length: 100 }, { id: 1, offset: 100, length: 100 }]
+    const incr = [{ id: 2, offset: 40, length: 10 }]
+    const joined = segments(flatten([full, incr]))
+    expect(joined.map((segment) => segment.map((p) => p.object.id))).toEqual([[0, 2], [1]])
+  })
 })
