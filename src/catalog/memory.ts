@@ -9,7 +9,8 @@ import { BackupCatalog } from "./BackupCatalog.js"
 
 type Records = ReadonlyMap<string, BackupRecord>
 
-export const makeMemoryCatalog = Effect.gen(function* () {
+/** A new, empty in-memory catalog. */
+export const makeMemoryCatalog = (): Effect.Effect<BackupCatalog> => Effect.gen(function* () {
   const ref = yield* SubscriptionRef.make<Records>(new Map())
 
   // f returns the result and the new record, or undefined to change nothing.
@@ -71,4 +72,5 @@ export const makeMemoryCatalog = Effect.gen(function* () {
   })
 })
 
-export const layerMemoryCatalog: Layer.Layer<BackupCatalog> = Layer.effect(BackupCatalog, makeMemoryCatalog)
+/** An in-memory catalog, new and empty each time the layer is built. */
+export const layerMemoryCatalog = (): Layer.Layer<BackupCatalog> => Layer.effect(BackupCatalog, makeMemoryCatalog())

@@ -5,7 +5,10 @@
  * _generate_object_name_prefix, get_extra_metadata) in Effect form.
  *
  * A backend implements `ObjectStoreBackend`; `make` adds the checks every
- * backend needs (name validation) so each layer stays thin.
+ * backend needs (name validation) so each layer stays thin. Only `make`
+ * produces an ObjectStore (it carries a mark no other code can write), so a
+ * backend cannot be provided without the checks by accident; decorators
+ * that spread a store keep its mark and its checked methods underneath.
  */
 import { Context, Effect } from "effect"
 import type { BackupRecord } from "../domain/record.js"
@@ -66,7 +69,13 @@ export interface ObjectStoreBackend {
   readonly localPath?: (container: string, object: string) => string | undefined
 }
 
-export interface ObjectStore extends ObjectStoreBackend {}
+/** The mark of a store made by `make`; not exported from the package, so no literal can carry it. */
+const namesChecked: unique symbol = Symbol("chunked-backup/ObjectStore/namesChecked")
+
+/** A backend with the shared name checks in front of it: what the drivers use. Made by `make`. */
+export interface ObjectStore extends ObjectStoreBackend {
+  readonly [namesChecked]: true
+}
 
 export const ObjectStore = Context.GenericTag<ObjectStore>("chunked-backup/ObjectStore")
 
@@ -93,9 +102,10 @@ export const checkName = (name: string): Effect.Effect<void, InvalidObjectName> 
   return reason === undefined ? Effect.void : Effect.fail(new InvalidObjectName({ name, reason }))
 }
 
-/** Wraps a backend with the shared name checks. */
+/** The ObjectStore of a backend: its operations behind the shared name checks. */
 export const make = (backend: ObjectStoreBackend): ObjectStore => ({
   ...backend,
+  [namesChecked]: true,
   ensureContainer: (container) => Effect.zipRight(checkName(container), backend.ensureContainer(container)),
   list: (container, prefix) => Effect.zipRight(checkName(container), backend.list(container, prefix)),
   put: (container, object, bytes, extra) =>

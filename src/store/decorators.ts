@@ -97,4 +97,4 @@ export const decorate = (wrap: (store: ObjectStore) => ObjectStore | Effect.Effe
 
 export const layerRetry = (policy: RetryPolicy = {}) => decorate((store) => withRetry(store, policy))
 export const layerConcurrencyLimit = (permits: number) => decorate((store) => withConcurrencyLimit(store, permits))
-export const layerTracing = decorate(withTracing)
+export const layerTracing = () => decorate(withTracing)

@@ -14,7 +14,8 @@ export interface MemoryStoreOptions {
   readonly availabilityZone?: string
 }
 
-export const makeMemory = (options: MemoryStoreOptions = {}): ObjectStore => {
+/** A new, empty in-memory store. */
+export const makeMemory = (options: MemoryStoreOptions = {}): Effect.Effect<ObjectStore> => Effect.sync(() => {
   const containers = new Map<string, Map<string, Uint8Array>>()
   const containerOf = (container: string) =>
     Effect.suspend(() => {
@@ -52,7 +53,7 @@ export const makeMemory = (options: MemoryStoreOptions = {}): ObjectStore => {
     delete: (container, object) =>
       Effect.sync(() => void containers.get(container)?.delete(object))
   })
-}
+})
 
-export const layerMemory = (options: MemoryStoreOptions = {}): Layer.Layer<ObjectStore> =>
-  Layer.sync(ObjectStore, () => makeMemory(options))
+/** An in-memory store, new and empty each time the layer is built. */
+export const layerMemory = (options: MemoryStoreOptions = {}): Layer.Layer<ObjectStore> => Layer.effect(ObjectStore, makeMemory(options))

@@ -156,14 +156,15 @@ export const s3Config: Config.Config<S3StoreOptions> = Config.all({
   }))
 )
 
-/** The Swift layer configured by `swiftConfig` (the environment unless another ConfigProvider is set). */
-export const layerSwiftConfig: Layer.Layer<ObjectStore, ConfigError.ConfigError, HttpClient.HttpClient> = Layer.unwrapEffect(
-  Effect.map(swiftConfig, layerSwift)
-)
-/** The S3 layer configured by `s3Config`. */
-export const layerS3Config: Layer.Layer<ObjectStore, ConfigError.ConfigError, HttpClient.HttpClient> = Layer.unwrapEffect(
-  Effect.map(s3Config, layerS3)
-)
+/** The Swift layer configured by `config` (default `swiftConfig`: the environment, unless another ConfigProvider is set). */
+export const layerSwiftConfig = (
+  config: Config.Config<SwiftStoreOptions> = swiftConfig
+): Layer.Layer<ObjectStore, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.unwrapEffect(Effect.map(config, layerSwift))
+
+/** The S3 layer configured by `config` (default `s3Config`). */
+export const layerS3Config = (
+  config: Config.Config<S3StoreOptions> = s3Config
+): Layer.Layer<ObjectStore, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.unwrapEffect(Effect.map(config, layerS3))
 
 // ---- store URLs -------------------------------------------------------------------
 

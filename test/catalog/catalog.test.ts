@@ -55,7 +55,7 @@ const rawDb = (file: string) => Effect.acquireRelease(Effect.sync(() => new Data
 
 const record = (id: string) => newBackupRecord({ id, volume_id: "vol", volume_size_bytes: 4096 })
 
-catalogConformance("memory", layerMemoryCatalog)
+catalogConformance("memory", layerMemoryCatalog())
 catalogConformance("sqlite", Layer.unwrapScoped(Effect.map(tempDir, (dir) => layerSqliteCatalog(join(dir, "catalog.db")))))
 
 describe("sqlite catalog specifics", () => {

@@ -27,6 +27,18 @@ describe("the package's public surface", () => {
     }
   })
 
+  it("names follow one convention: make* and layer* are functions; make* gives an Effect, layer* a Layer", () => {
+    const run = evaluate(`
+      const m = await import("chunked-backup")
+      const { Effect, Layer } = await import("effect")
+      const wrong = Object.keys(m).filter((k) => /^(make|layer)[A-Z]/.test(k) && typeof m[k] !== "function")
+      const effects = [m.makeMemory(), m.makeMemoryCatalog(), m.makePosix({ root: "/tmp/x" }), m.makeCodecPool()].map(Effect.isEffect)
+      const layers = [m.layerMemory(), m.layerMemoryCatalog(), m.layerCodecPool(), m.layerTracing(), m.layerRetry(), m.layerSwiftConfig(), m.layerS3Config()].map(Layer.isLayer)
+      console.log(JSON.stringify({ wrong, effects, layers }))`)
+    expect(run.status, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout)).toEqual({ wrong: [], effects: [true, true, true, true], layers: [true, true, true, true, true, true, true] })
+  })
+
   it("deep imports into dist/ are refused", () => {
     const run = evaluate(`await import("chunked-backup/dist/src/cli/run.js")`)
     expect(run.status).not.toBe(0)

@@ -78,7 +78,7 @@ const program = Effect.gen(function* () {
   yield* backup({ id: "b", volume_id: "v" }, volume, { chunkSize: 1024 * 1024, compression: "bz2" })
   yield* restore("b", volume + ".out")
 })
-await Effect.runPromise(program.pipe(Effect.provide(Layer.mergeAll(layerCodecPool(), layerMemory(), layerMemoryCatalog, NodeFileSystem.layer))))
+await Effect.runPromise(program.pipe(Effect.provide(Layer.mergeAll(layerCodecPool(), layerMemory(), layerMemoryCatalog(), NodeFileSystem.layer))))
 if (!readFileSync(volume).equals(readFileSync(volume + ".out"))) throw new Error("restored bytes differ")
 // What is left that could keep the process alive, beyond stdio.
 console.log(JSON.stringify(process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap" && r !== "PipeWrap")))

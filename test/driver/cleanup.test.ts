@@ -41,7 +41,7 @@ const past = () => new Date(Date.now() - 60_000)
 
 /** A memory store that is down (every list, delete, removeLeftovers fails transiently) while `outage.down`. */
 const storeWithOutage = (outage: { down: boolean }, failingPut?: string) =>
-  withFaults(makeMemory(), {
+  withFaults(Effect.runSync(makeMemory()), {
     seed: 1,
     rules: [
       ...(failingPut === undefined ? [] : [{ kind: "permanent" as const, operations: ["put" as const], objects: (name: string) => name.endsWith(failingPut) }]),
@@ -49,7 +49,7 @@ const storeWithOutage = (outage: { down: boolean }, failingPut?: string) =>
     ]
   })
 
-const servicesOver = (store: ObjectStore) => Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, localServices)
+const servicesOver = (store: ObjectStore) => Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog(), localServices)
 
 const objectsOf = (prefix: string | null) =>
   Effect.flatMap(ObjectStore, (store) => Effect.orDie(store.list(CONTAINER, prefix!)))
@@ -68,7 +68,7 @@ const gatedStore = (nth: number) => {
   const release = Effect.runSync(Deferred.make<void>())
   const lists: Array<string> = []
   let deletes = 0
-  const base = makeMemory()
+  const base = Effect.runSync(makeMemory())
   const store: ObjectStore = {
     ...base,
     defaults: { ...base.defaults, concurrency: 1 },
@@ -202,7 +202,7 @@ describe("cleanup after failures", () => {
       expect((yield* catalog.get("old-error")).fail_reason).toBe("store put of volumebackups/x-00003 failed: boom")
       for (const prefix of [leftovers, killedBackup, killedDelete]) expect(yield* objectsOf(prefix)).toEqual([])
       expect(yield* cleanup()).toEqual([])
-    }).pipe(Effect.provide(servicesOver(makeMemory())))
+    }).pipe(Effect.provide(servicesOver(Effect.runSync(makeMemory()))))
   )
 })
 
@@ -237,7 +237,7 @@ describe("cleanup and leases", () => {
       const open = Effect.map(Layer.build(layerSqliteCatalog(file)), Context.get(BackupCatalog))
       const [one, two] = [yield* open, yield* open]
       const lists: Array<string> = []
-      const base = makeMemory()
+      const base = (yield* makeMemory())
       // Slow deletes, so the two cleanups overlap.
       const store: ObjectStore = {
         ...base,
@@ -323,7 +323,7 @@ describe("posix container directories", () => {
         yield* deleteBackup("abcd0001-kept")
         expect(directoriesUnder(root)).toEqual(["named"])
         expect(existsSync(root)).toBe(true)
-      }).pipe(Effect.provide(Layer.mergeAll(posix, layerMemoryCatalog).pipe(Layer.provideMerge(localServices))))
+      }).pipe(Effect.provide(Layer.mergeAll(posix, layerMemoryCatalog()).pipe(Layer.provideMerge(localServices))))
     })
   )
 

@@ -347,7 +347,7 @@ const cases: ReadonlyArray<Case> = [
 const servicesFor = (backend: Backend, dir: string) =>
   Layer.mergeAll(
     backend === "memory" ? layerMemory() : layerPosix({ root: join(dir, "store") }),
-    layerMemoryCatalog
+    layerMemoryCatalog()
   ).pipe(Layer.provideMerge(localServices))
 
 /** Everything a case could change: objects, files under the test directory (but the restore target), records. */

@@ -202,7 +202,7 @@ describe("damaged documents", () => {
   it.effect.prop(
     "posix store: no restore succeeds with wrong bytes, nothing dies",
     arbitraries,
-    property((dir) => Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))),
+    property((dir) => Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog()).pipe(Layer.provideMerge(localServices))),
     { fastCheck: { numRuns: 100 } }
   )
 })

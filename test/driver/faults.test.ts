@@ -36,7 +36,7 @@ const now = new Date("2026-03-04T05:06:07Z")
 
 /** A store wrapped as `wrap(inner)`, a memory catalog and the FileSystem. */
 const servicesOver = (store: ObjectStore) =>
-  Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog, localServices)
+  Layer.mergeAll(Layer.succeed(ObjectStore, store), layerMemoryCatalog(), localServices)
 
 /** The chain of backups the properties run: a full one, then incrementals. */
 const chainArbitrary = (maxIncrementals: number) =>
@@ -89,7 +89,7 @@ describe("driver under injected store faults", () => {
       fc.record(Object.fromEntries(operations.map((op) => [op, fc.integer({ min: 0, max: 20 }).map((percent) => percent / 100)])) as Record<StoreOperation, fc.Arbitrary<number>>)
     ],
     ([{ initial, sizes: { chunkSize, shaBlockSize }, firstCompression, steps }, seed, rates]) => {
-      const inner = makeMemory()
+      const inner = Effect.runSync(makeMemory())
       const faults: Array<InjectedFault> = []
       const rules: Array<FaultRule> = operations.map((op) => ({ kind: "transient", operations: [op], rate: rates[op] }))
       const store = withRetry(withFaults(inner, { seed, rules, onFault: (f) => void faults.push(f) }), fastRetry)
@@ -140,7 +140,7 @@ describe("driver under injected store faults", () => {
       fc.constantFrom(0.3, 0.7, 1)
     ],
     ([{ initial, sizes: { chunkSize, shaBlockSize }, firstCompression, steps }, seed, operation, target, index, rate]) => {
-      const inner = makeMemory()
+      const inner = Effect.runSync(makeMemory())
       const faults: Array<InjectedFault> = []
       const objects = (name: string) =>
         target === "all" ||
@@ -214,7 +214,7 @@ describe("driver under injected store faults", () => {
       fc.constantFrom(0.3, 1)
     ],
     ([{ initial, sizes: { chunkSize, shaBlockSize }, firstCompression, steps }, seed, kind, index, rate]) => {
-      const inner = makeMemory()
+      const inner = Effect.runSync(makeMemory())
       const faults: Array<InjectedFault> = []
       const objects = (name: string) =>
         isDataObject(name) && (index === undefined || name.endsWith(`-${String(index).padStart(5, "0")}`))
@@ -289,7 +289,7 @@ describe("a failed backup whose clean-up fails too", () => {
     ).pipe(
       Effect.provide(
         servicesOver(
-          withFaults(makeMemory(), {
+          withFaults(Effect.runSync(makeMemory()), {
             seed: 1,
             rules: [
               { kind: "permanent", operations: ["put"], objects: (name) => name.endsWith("-00003") },

@@ -39,7 +39,7 @@ describe("a backup of 150,000 objects", () => {
           yield* Effect.gen(function* () {
             yield* (yield* BackupCatalog).create(imported)
             yield* restore("many", again)
-          }).pipe(Effect.provide(layerMemoryCatalog))
+          }).pipe(Effect.provide(layerMemoryCatalog()))
           expect(readFileSync(again).equals(Buffer.from(volume))).toBe(true)
         }).pipe(Effect.provide(memoryServices()))
       ),

@@ -11,7 +11,7 @@ import { backup, layerMemoryCatalog, layerPosix, ObjectStore, restore, withRetry
 import { patternedVolume, withTempDir, wrapStore, writeVolume, localServices } from "../support/layers.js"
 
 const posixServices = (root: string) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog()).pipe(Layer.provideMerge(localServices))
 
 const MiB = 1024 * 1024
 

@@ -13,7 +13,7 @@ describe("smoke", () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 1000)
     for (let i = 0; i < 500000; i++) data[i] = (i * 7919) % 251
     writeFileSync(vol, data)
-    const layer = Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog).pipe(
+    const layer = Layer.mergeAll(layerPosix({ root: join(dir, "store") }), layerMemoryCatalog()).pipe(
       Layer.provideMerge(localServices)
     )
     return Effect.gen(function* () {

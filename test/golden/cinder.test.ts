@@ -176,7 +176,7 @@ const makeMetaApi = () => {
 }
 
 const servicesAt = (root: string, meta: Layer.Layer<VolumeMetadata>) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog, meta).pipe(Layer.provideMerge(localServices))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog(), meta).pipe(Layer.provideMerge(localServices))
 
 const options = (compression: string, now: Date) => ({ chunkSize: CHUNK_SIZE, shaBlockSize: SHA_BLOCK_SIZE, compression, now })
 

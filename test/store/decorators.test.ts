@@ -32,7 +32,7 @@ import { objectStoreConformance } from "../../src/testing/index.js"
 const decorated = {
   "withRetry": layerRetry({ attempts: 2 }),
   "withConcurrencyLimit": layerConcurrencyLimit(2),
-  "withTracing": layerTracing,
+  "withTracing": layerTracing(),
   "withFaults (no rules)": layerFaults({ seed: 1, rules: [] })
 } as const
 for (const [name, decorator] of Object.entries(decorated)) {
@@ -66,7 +66,7 @@ const call = (store: ObjectStore, operation: StoreOperation, object = "o"): Effe
 /** A memory store with container "c" and object "o", whose `operation` first runs `before` (which may fail). */
 const scripted = (operation: StoreOperation, before: (attempt: number) => Effect.Effect<void, { readonly _tag: string }>) =>
   Effect.gen(function* () {
-    const base = makeMemory()
+    const base = (yield* makeMemory())
     yield* base.ensureContainer("c")
     yield* base.put("c", "o", bytes("body"))
     const times: Array<number> = []
@@ -137,7 +137,7 @@ describe("withRetry", () => {
   it.effect("a name the store refuses is not retried (through make's checks)", () =>
     Effect.gen(function* () {
       let calls = 0
-      const base = makeMemory()
+      const base = (yield* makeMemory())
       const counting: ObjectStore = { ...base, get: (c, o, x) => Effect.zipRight(Effect.sync(() => calls++), base.get(c, o, x)) }
       const error = yield* Effect.flip(withRetry(counting).get("../etc", "passwd"))
       expect(error._tag).toBe("InvalidObjectName")
@@ -182,7 +182,7 @@ describe("withRetry", () => {
 describe("withConcurrencyLimit", () => {
   /** A store whose every call takes 10 ms and counts how many run at once. */
   const gauged = Effect.gen(function* () {
-    const base = makeMemory()
+    const base = (yield* makeMemory())
     yield* base.ensureContainer("c")
     const gauge = { now: 0, max: 0, calls: 0 }
     const slow = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -254,7 +254,7 @@ describe("withTracing", () => {
   it.effect("records a span per call, named by operation, with kind, container and object, under the caller's span", () =>
     Effect.gen(function* () {
       const { tracer, spans } = yield* recordingTracer
-      const store = withTracing(makeMemory())
+      const store = withTracing((yield* makeMemory()))
       yield* Effect.gen(function* () {
         yield* store.ensureContainer("c")
         yield* store.put("c", "o", bytes("x"))
@@ -294,7 +294,7 @@ describe("withFaults", () => {
   /** A fresh memory store with container "c" and objects o0..o{n-1}. */
   const seeded = (n: number) =>
     Effect.gen(function* () {
-      const base = makeMemory()
+      const base = (yield* makeMemory())
       yield* base.ensureContainer("c")
       for (let i = 0; i < n; i++) yield* base.put("c", `o${i}`, bytes(`object number ${i}, some bytes to corrupt`))
       return base

@@ -24,7 +24,7 @@ const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex")
 const contains = (haystack: Uint8Array, needle: Uint8Array) => Buffer.from(haystack).includes(Buffer.from(needle))
 
 const posixServices = (root: string) =>
-  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog).pipe(Layer.provideMerge(localServices))
+  Layer.mergeAll(layerPosix({ root }), layerMemoryCatalog()).pipe(Layer.provideMerge(localServices))
 
 /** A temp dir with `store/` (the root) and `outside/` beside it, a store on the root. */
 const withRoot = <A, E>(use: (root: string, outside: string, dir: string) => Effect.Effect<A, E, ObjectStore>) =>

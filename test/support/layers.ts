@@ -24,7 +24,7 @@ export const sharedCodecPool: Layer.Layer<CodecPool> = Layer.succeed(
 export const localServices: Layer.Layer<CodecPool | FileSystem.FileSystem> = Layer.merge(NodeFileSystem.layer, sharedCodecPool)
 
 /** Memory store + memory catalog + Node's FileSystem + the codec pool. */
-export const memoryServices = (options: MemoryStoreOptions = {}) => Layer.mergeAll(layerMemory(options), layerMemoryCatalog, localServices)
+export const memoryServices = (options: MemoryStoreOptions = {}) => Layer.mergeAll(layerMemory(options), layerMemoryCatalog(), localServices)
 
 /** A temp directory for the duration of the effect. */
 export const withTempDir = <A, E, R>(use: (dir: string) => Effect.Effect<A, E, R>) =>

@@ -91,7 +91,7 @@ export const s3Store = (sw: LoopbackSwift, extra: Partial<S3StoreOptions> = {}):
   layerS3(s3Options(sw, extra)).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
 /** A store + memory catalog + Node's FileSystem, for driver programs. */
-export const servicesOn = (store: Layer.Layer<ObjectStore>) => Layer.mergeAll(store, layerMemoryCatalog, localServices)
+export const servicesOn = (store: Layer.Layer<ObjectStore>) => Layer.mergeAll(store, layerMemoryCatalog(), localServices)
 
 /**
  * Expires a tempauth token the way its lifetime would: removes it from
