@@ -7,6 +7,7 @@ import { Context, Effect, Stream } from "effect"
 import type { BackupNotFound, CatalogError } from "../domain/errors.js"
 import type { BackupRecord, BackupStatus } from "../domain/record.js"
 
+/** Where backup records live: get, list, create, compare-and-set transitions, leases, and a status watch. */
 export interface BackupCatalog {
   readonly get: (id: string) => Effect.Effect<BackupRecord, BackupNotFound | CatalogError>
   readonly list: (filter?: { readonly volumeId?: string }) => Effect.Effect<ReadonlyArray<BackupRecord>, CatalogError>
@@ -37,6 +38,7 @@ export interface BackupCatalog {
   readonly watch: (id: string) => Stream.Stream<BackupStatus, CatalogError>
 }
 
+/** The BackupCatalog service's tag. */
 export const BackupCatalog = Context.GenericTag<BackupCatalog>("chunked-backup/BackupCatalog")
 
 /** Records that name `id` as their parent and still exist. */

@@ -17,6 +17,7 @@ import { BackupNotFound, CatalogError } from "../domain/errors.js"
 import { BackupRecord, BackupStatus } from "../domain/record.js"
 import { BackupCatalog } from "./BackupCatalog.js"
 
+/** Settings of the SQLite catalog. */
 export interface SqliteCatalogOptions {
   /** How often `watch` looks for changes committed by other connections (default 100 ms). */
   readonly pollInterval?: Duration.DurationInput

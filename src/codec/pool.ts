@@ -25,6 +25,7 @@ import { sendable, transferOf } from "./slots.js"
 /** A request as the pool's callers give it: the pool numbers it. */
 export type Job = Request extends infer R ? (R extends Request ? Omit<R, "id"> : never) : never
 
+/** The codec worker pool: runs compression, hashing and restore jobs on worker threads. Provided by `layerCodecPool`. */
 export interface CodecPool {
   /** How many jobs run at once: the number of workers. */
   readonly size: number
@@ -40,8 +41,10 @@ export interface CodecPool {
   readonly run: <J extends Job>(job: J, transfer?: ReadonlyArray<ArrayBuffer>, weight?: number) => Effect.Effect<ReplyTo<J["op"]>>
 }
 
+/** The CodecPool service's tag. */
 export const CodecPool = Context.GenericTag<CodecPool>("chunked-backup/CodecPool")
 
+/** Settings of a codec pool. */
 export interface CodecPoolOptions {
   /** workers (default: one per core) */
   readonly size?: number

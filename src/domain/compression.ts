@@ -5,6 +5,7 @@
 import { Either } from "effect"
 import { InvalidRequest } from "./errors.js"
 
+/** A compression algorithm as stored in a backup's metadata. */
 export type Algorithm = "none" | "zlib" | "bz2" | "zstd"
 
 const aliases: Readonly<Record<string, Algorithm>> = {
@@ -18,6 +19,7 @@ const aliases: Readonly<Record<string, Algorithm>> = {
   zstd: "zstd"
 }
 
+/** Every compression name Cinder accepts (none, off, no, zlib, gzip, bz2, bzip2, zstd), in lower case. */
 export const compressionNames: ReadonlyArray<string> = Object.keys(aliases)
 
 /** The algorithm behind a name of any case, or undefined when Cinder would refuse it. */
@@ -29,6 +31,7 @@ export interface Compression {
   readonly algorithm: Algorithm
 }
 
+/** A compression name as Cinder reads it, in any case: its algorithm, or InvalidRequest naming the accepted ones. */
 export const parseCompression = (name: string): Either.Either<Compression, InvalidRequest> => {
   const algorithm = algorithmOf(name)
   return algorithm === undefined

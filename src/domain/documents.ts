@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 
+/** The `version` of the metadata documents Cinder writes (and this library): "1.0.0". */
 export const FORMAT_VERSION = "1.0.0"
 
 const NonNegativeInt = Schema.Number.pipe(Schema.int(), Schema.nonNegative())
@@ -32,6 +33,7 @@ const DocumentHeader = {
   created_at: Schema.String
 }
 
+/** The `_metadata` document of a backup: its objects in order, with offsets, lengths, md5s and compression. */
 export const BackupMetadata = Schema.Struct({
   ...DocumentHeader,
   parent_id: Schema.NullOr(Schema.String),
@@ -39,14 +41,17 @@ export const BackupMetadata = Schema.Struct({
   objects: Schema.Array(ObjectListItem),
   extra_metadata: Schema.optional(Schema.Unknown)
 })
+/** The `_metadata` document of a backup: its objects in order, with offsets, lengths, md5s and compression. */
 export type BackupMetadata = typeof BackupMetadata.Type
 
+/** The `_sha256file` document of a backup: the sha256 of every block of the volume. */
 export const Sha256File = Schema.Struct({
   ...DocumentHeader,
   /** the sha block size, despite the name */
   chunk_size: Schema.Number.pipe(Schema.int(), Schema.positive()),
   sha256s: Schema.Array(Schema.String)
 })
+/** The `_sha256file` document of a backup: the sha256 of every block of the volume. */
 export type Sha256File = typeof Sha256File.Type
 
 /** A data object with its name, flattened out of the metadata's one-key items. */
@@ -54,5 +59,6 @@ export interface DataObject extends ObjectEntry {
   readonly name: string
 }
 
+/** The data objects of a metadata document, in its order, each with its name beside its entry. */
 export const dataObjects = (metadata: BackupMetadata): ReadonlyArray<DataObject> =>
   metadata.objects.flatMap((item) => Object.entries(item).map(([name, entry]) => ({ name, ...entry })))

@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 
+/** A backup's status, Cinder's: creating, available, restoring, deleting, deleted, error, error_deleting. */
 export const BackupStatus = Schema.Literal(
   "creating",
   "available",
@@ -13,8 +14,10 @@ export const BackupStatus = Schema.Literal(
   "error",
   "error_deleting"
 )
+/** A backup's status, Cinder's: creating, available, restoring, deleting, deleted, error, error_deleting. */
 export type BackupStatus = typeof BackupStatus.Type
 
+/** A backup's catalog record: Cinder's `backups` row, with the fields the chunked driver reads and writes. */
 export const BackupRecord = Schema.Struct({
   id: Schema.String,
   volume_id: Schema.String,
@@ -45,6 +48,7 @@ export const BackupRecord = Schema.Struct({
    */
   lease_expires_at: Schema.NullOr(Schema.DateFromSelf)
 })
+/** A backup's catalog record: Cinder's `backups` row, with the fields the chunked driver reads and writes. */
 export type BackupRecord = typeof BackupRecord.Type
 
 /** The fields a new record needs; the rest get Cinder's defaults. */
@@ -53,6 +57,7 @@ export type NewBackup = Pick<BackupRecord, "id" | "volume_id" | "volume_size_byt
 
 const GiB = 1024 ** 3
 
+/** A new record in status `creating`, with Cinder's defaults for every field not given. */
 export const newBackupRecord = (fields: NewBackup): BackupRecord => ({
   parent_id: null,
   container: null,

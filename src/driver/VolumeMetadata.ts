@@ -7,11 +7,13 @@
 import { Context, Effect } from "effect"
 import { VolumeMetadataError } from "../domain/errors.js"
 
+/** Cinder's volume metadata API, optional: a backup saves the volume's metadata and a restore hands it back. */
 export interface VolumeMetadata {
   readonly get: (volumeId: string) => Effect.Effect<string | null>
   readonly put: (volumeId: string, volumeMeta: string) => Effect.Effect<void, VolumeMetadataError>
 }
 
+/** The VolumeMetadata service's tag. */
 export const VolumeMetadata = Context.GenericTag<VolumeMetadata>("chunked-backup/VolumeMetadata")
 
 /** Cinder restores volume metadata of versions 1 and 2 only. */

@@ -32,6 +32,7 @@ import { groupPlacements } from "./jobGroups.js"
 import { fileSource, readChunks, type VolumeChunk, type VolumeSource } from "./volumeSource.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
+/** Settings of a backup: chunking, compression, concurrency, progress and lease. */
 export interface BackupOptions extends ProgressOptions, LeaseOptions {
   /** Cinder's backup_compression_algorithm; default zlib. */
   readonly compression?: string
@@ -360,4 +361,8 @@ export const backup = (
     return yield* runBackup(fields.id, source, options)
   }).pipe(Effect.scoped)
 
+/** The services a backup needs. */
 export type BackupRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool
+
+/** Every error a backup can end with: refused requests, volume, store, catalog and codec failures, cancellation. */
+export type BackupError = Effect.Effect.Error<ReturnType<typeof backup>>

@@ -29,6 +29,7 @@ import { finishDelete } from "./delete.js"
 import { claim, holdLease, leaseExpired, leaseLive, release, type LeaseOptions } from "./lease.js"
 import { deleteObjects } from "./objects.js"
 
+/** What cleanup did to one record: the status it found, the status it left and the objects it deleted. */
 export interface CleanupAction {
   readonly backupId: string
   readonly was: string
@@ -155,6 +156,11 @@ const left = (base: { readonly backupId: string; readonly was: string }, failure
     (record): CleanupAction => ({ ...base, now: record.status, objectsDeleted: 0, failure })
   )
 
+/**
+ * Settles every record a killed or failed process left behind (abandoned
+ * backups, deletes and restores whose lease ran out; failed deletes) and
+ * reports what it did. Safe to run at any time and from several processes.
+ */
 export const cleanup = (options: LeaseOptions = {}) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
@@ -173,3 +179,6 @@ export const cleanup = (options: LeaseOptions = {}) =>
     }
     return actions
   }).pipe(Effect.withSpan("chunked-backup.cleanup"))
+
+/** Every error a cleanup can end with (a record whose objects cannot be deleted is reported in its CleanupAction instead). */
+export type CleanupError = Effect.Effect.Error<ReturnType<typeof cleanup>>

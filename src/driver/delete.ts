@@ -27,6 +27,12 @@ export const finishDelete = (backupId: string, options: LeaseOptions = {}) =>
     return deleted
   }).pipe(Effect.scoped)
 
+/**
+ * Deletes backup `backupId`: refused (InvalidRequest) while an incremental
+ * depends on it; otherwise its objects are deleted and the record ends
+ * `deleted`. A delete that fails leaves `error_deleting`; deleting again
+ * or `cleanup` finishes it.
+ */
 export const deleteBackup = (backupId: string, options: LeaseOptions = {}) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
@@ -45,3 +51,9 @@ export const deleteBackup = (backupId: string, options: LeaseOptions = {}) =>
     const deleted = yield* finishDelete(backupId, options)
     return { backupId, objectsDeleted: deleted }
   }).pipe(Effect.withSpan("chunked-backup.delete", { attributes: { backupId } }))
+
+/** What a delete resolves with: the backup and how many objects were deleted. */
+export type DeleteResult = Effect.Effect.Success<ReturnType<typeof deleteBackup>>
+
+/** Every error a delete can end with. */
+export type DeleteError = Effect.Effect.Error<ReturnType<typeof deleteBackup>>

@@ -8,6 +8,7 @@ import { Duration, Effect, Schedule } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import type { BackupRecord, BackupStatus } from "../domain/record.js"
 
+/** The lease a running operation holds on its record, so that cleanup never overtakes a live process. */
 export interface LeaseOptions {
   /** how long a lease lasts without renewal (default 30 s) */
   readonly leaseDuration?: Duration.DurationInput

@@ -6,6 +6,7 @@
 import { Duration, Effect, Queue, Schedule, Stream } from "effect"
 import { currentWorkInFlight, WorkInFlight } from "../codec/pool.js"
 
+/** One progress report of a backup, restore or verify. */
 export interface ProgressEvent {
   readonly operation: "backup" | "restore" | "verify"
   readonly backupId: string
@@ -22,6 +23,7 @@ export interface ProgressEvent {
   readonly bytesStored?: number
 }
 
+/** How an operation reports progress: a callback, and Cinder's every-N-objects and timer rhythm. */
 export interface ProgressOptions {
   readonly onProgress?: (event: ProgressEvent) => Effect.Effect<void>
   /** Cinder's backup_object_number_per_notification (default 10). */

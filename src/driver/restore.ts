@@ -33,6 +33,7 @@ import { fileTarget, targetStream, type OpenTarget, type VolumeTarget } from "./
 import { GROUP_BYTES, GROUP_OBJECTS, groupPlacements, largestObject, largestSegment, orderedGroups, orderedSlotCount, segments } from "./jobGroups.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
 
+/** Settings of a restore: sparse target, concurrency, sha256 checks, progress and lease. */
 export interface RestoreOptions extends ProgressOptions, LeaseOptions {
   /** The target is a new, zeroed volume: keep it sparse (a missing target file is always new). */
   readonly volumeIsNew?: boolean
@@ -385,6 +386,7 @@ export const restore = <T extends string | OpenTarget<any>>(backupId: string, ta
 /** What opening a restore's target needs: nothing beyond the FileSystem for a path. */
 export type TargetRequirements<T> = T extends OpenTarget<infer R> ? R : never
 
+/** The services a restore to a path needs. */
 export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileSystem | CodecPool
 
 /**
@@ -395,3 +397,9 @@ export type RestoreRequirements = ObjectStore | BackupCatalog | FileSystem.FileS
  */
 export const restoreStream = (backupId: string, options: Omit<RestoreOptions, "volumeIsNew"> = {}) =>
   targetStream("stream", (target) => restore(backupId, target, options))
+
+/** What a restore resolves with: the backup, the volume's size, the chain's length and whether every sha256 block was checked. */
+export type RestoreResult = Effect.Effect.Success<ReturnType<typeof restore<string>>>
+
+/** Every error a restore can end with: refused requests, damaged or hostile documents, integrity, store, volume and catalog failures, cancellation. */
+export type RestoreError = Effect.Effect.Error<ReturnType<typeof restore<string>>>

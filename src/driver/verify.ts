@@ -23,12 +23,14 @@ import type { CodecPool } from "../codec/pool.js"
 import { restoreInWorker, type RestoreObjectJob } from "../codec/poolJobs.js"
 import { decompressionFailed } from "../codec/codec.js"
 
+/** One problem verify found: the backup, the object (when one is to blame) and what is wrong. */
 export interface Problem {
   readonly backupId: string
   readonly object?: string
   readonly problem: string
 }
 
+/** What verify checked and every problem it found (none: the backup restores as recorded). */
 export interface VerifyReport {
   readonly backupId: string
   readonly backups: number
@@ -38,6 +40,7 @@ export interface VerifyReport {
   readonly problems: ReadonlyArray<Problem>
 }
 
+/** Settings of a verify: `full` also rebuilds the volume and checks every sha256 block. */
 export interface VerifyOptions extends ProgressOptions {
   /** also rebuild the volume and check the sha256 list */
   readonly full?: boolean
@@ -172,6 +175,12 @@ const checkGroup = (
     }
   })
 
+/**
+ * Checks backup `backupId` and its chain without writing a volume: the
+ * documents, the object lists, and every object's length and md5 (with
+ * `full`, every sha256 block of the volume too). Problems are reported in
+ * the VerifyReport, all of them, not raised.
+ */
 export const verify = (backupId: string, options: VerifyOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
@@ -263,3 +272,6 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     const report: VerifyReport = { backupId, backups: chain.length, objectsChecked: ordered.length, bytesChecked, full, problems: bounded(problems) }
     return report
   }).pipe(Effect.scoped, Effect.withSpan("chunked-backup.verify", { attributes: { backupId } }))
+
+/** Every error a verify can end with (problems in the backup itself are in the VerifyReport instead). */
+export type VerifyError = Effect.Effect.Error<ReturnType<typeof verify>>

@@ -11,6 +11,7 @@ import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 import { volumeError, volumeInfo } from "./volume.js"
 
+/** A volume to back up: its size, and reads at offsets. Made by `fileSource` or `streamSource`. */
 export interface VolumeSource {
   /** How messages name it: its path, or what the stream is ("standard input"). */
   readonly name: string

@@ -11,6 +11,7 @@ import { write as writeAt } from "node:fs"
 import { VolumeError } from "../domain/errors.js"
 import { openTarget } from "./volume.js"
 
+/** Where a restore writes: positional (or in-order) writes and a final flush. Made by `fileTarget`, `orderedTarget` or `writableTarget`. */
 export interface VolumeTarget {
   /** How messages name it: its path, or what the stream is ("standard output"). */
   readonly name: string

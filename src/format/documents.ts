@@ -11,6 +11,7 @@ import { clip, MAX_DOCUMENT_DEPTH, nestsDeeperThan } from "./untrusted.js"
 
 const utf8 = new TextEncoder()
 
+/** A document as the bytes Cinder writes: Python's json.dumps output, byte for byte. */
 export const encodeDocument = (document: BackupMetadata | Sha256File): Uint8Array =>
   utf8.encode(pythonJsonDumps(document))
 
@@ -130,5 +131,7 @@ const decodeDocument = <A>(
   }
 }
 
+/** Parses and checks a `_metadata` document; untrusted input, so every field is validated. */
 export const decodeMetadata = decodeDocument<BackupMetadata>(BackupMetadata.omit("objects"), "objects", objectItemProblem, "metadata")
+/** Parses and checks a `_sha256file` document; untrusted input, so every field is validated. */
 export const decodeSha256File = decodeDocument<Sha256File>(Sha256File.omit("sha256s"), "sha256s", sha256Problem, "sha256 file")

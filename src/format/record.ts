@@ -15,6 +15,7 @@ const GiB = 1024 ** 3
 /** oslo.versionedobjects' DateTimeField primitive: whole seconds, `Z`. */
 const isoTime = (date: Date | null) => (date === null ? null : date.toISOString().slice(0, 19) + "Z")
 
+/** Cinder's `backup export-record` output: the backup service and the base64 record. */
 export interface ExportedRecord {
   readonly backup_service: string
   readonly backup_url: string

@@ -24,6 +24,7 @@ export interface StoreDefaults {
   readonly concurrency: number
 }
 
+/** What a backend implements: Cinder's chunked driver's storage methods. `make` turns it into an ObjectStore. */
 export interface ObjectStoreBackend {
   /** e.g. "memory", "posix", "swift", "s3" */
   readonly kind: string

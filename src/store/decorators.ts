@@ -7,6 +7,7 @@ import { Duration, Effect, Layer, Schedule } from "effect"
 import { isTransient } from "./errors.js"
 import { ObjectStore, withoutLocalPaths } from "./ObjectStore.js"
 
+/** How transient store failures are retried: attempts and backoff. */
 export interface RetryPolicy {
   /** retries after the first attempt (default 5) */
   readonly attempts?: number
@@ -31,6 +32,7 @@ export const retrySchedule = (policy: RetryPolicy = {}) => {
   )
 }
 
+/** The ObjectStore operations, by name. */
 export type StoreOperation = "ensureContainer" | "list" | "put" | "get" | "delete" | "removeLeftovers"
 
 /**
@@ -95,6 +97,9 @@ export const decorate = (wrap: (store: ObjectStore) => ObjectStore | Effect.Effe
     })
   )
 
+/** A layer over the ObjectStore below it that retries transient failures (`retrySchedule(policy)`). */
 export const layerRetry = (policy: RetryPolicy = {}) => decorate((store) => withRetry(store, policy))
+/** A layer over the ObjectStore below it that lets at most `permits` calls run at once. */
 export const layerConcurrencyLimit = (permits: number) => decorate((store) => withConcurrencyLimit(store, permits))
+/** A layer over the ObjectStore below it that records a span per call. */
 export const layerTracing = () => decorate(withTracing)

@@ -6,6 +6,7 @@
  */
 import { Data } from "effect"
 
+/** The object does not exist in its container. */
 export class ObjectNotFound extends Data.TaggedError("ObjectNotFound")<{
   readonly container: string
   readonly object: string
@@ -15,6 +16,7 @@ export class ObjectNotFound extends Data.TaggedError("ObjectNotFound")<{
   }
 }
 
+/** The container does not exist (and the store may not create it). */
 export class ContainerNotFound extends Data.TaggedError("ContainerNotFound")<{
   readonly container: string
 }> {
@@ -23,6 +25,7 @@ export class ContainerNotFound extends Data.TaggedError("ContainerNotFound")<{
   }
 }
 
+/** A container or object name the shared checks (or the backend) refuse. */
 export class InvalidObjectName extends Data.TaggedError("InvalidObjectName")<{
   readonly name: string
   readonly reason: string
@@ -97,6 +100,7 @@ export class ChecksumMismatch extends Data.TaggedError("ChecksumMismatch")<{
   }
 }
 
+/** Every failure of a store operation other than a missing object. */
 export type StoreFailure =
   | ContainerNotFound
   | InvalidObjectName
@@ -105,4 +109,5 @@ export type StoreFailure =
   | StoreAuthError
   | ChecksumMismatch
 
+/** True for failures worth another try: StoreUnavailable (unreachable, throttled, timed out, 5xx). */
 export const isTransient = (error: { readonly _tag: string }): boolean => error._tag === "StoreUnavailable"

@@ -33,6 +33,7 @@ import { withoutLocalPaths, type ObjectStore } from "./ObjectStore.js"
  */
 export type FaultKind = "transient" | "permanent" | "corrupt" | "truncate" | "delay"
 
+/** Which calls a fault hits (operations, object names, a rate) and what it does. */
 export interface FaultRule {
   readonly kind: FaultKind
   /** the operations it applies to; default all (corrupt: get only, truncate: put only) */
@@ -50,6 +51,7 @@ export interface FaultRule {
   readonly delay?: Duration.DurationInput
 }
 
+/** A seeded set of fault rules: the same seed injects the same faults. */
 export interface FaultPlan {
   readonly seed: number
   readonly rules: ReadonlyArray<FaultRule>
@@ -57,6 +59,7 @@ export interface FaultPlan {
   readonly onFault?: (fault: InjectedFault) => void
 }
 
+/** A fault that was injected, as `onFault` reports it. */
 export interface InjectedFault {
   readonly kind: FaultKind
   /** index of the rule in the plan */
@@ -107,6 +110,7 @@ interface Fired {
   readonly random: () => number
 }
 
+/** The store with the plan's faults injected: for testing how programs behave when a store misbehaves. */
 export const withFaults = (store: ObjectStore, plan: FaultPlan): ObjectStore => {
   const attempts = new Map<string, number>()
 

@@ -7,6 +7,7 @@ import { Effect, Layer } from "effect"
 import { ContainerNotFound, ObjectNotFound } from "./errors.js"
 import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
 
+/** Settings of the in-memory store. */
 export interface MemoryStoreOptions {
   readonly createContainers?: boolean
   readonly chunkSize?: number

@@ -18,6 +18,7 @@ import { dirname, join } from "node:path"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
 import { make, ObjectStore, utcStamp } from "./ObjectStore.js"
 
+/** Settings of the posix store (Cinder's PosixBackupDriver): a directory tree on a local or mounted file system. */
 export interface PosixStoreOptions {
   /** Cinder's backup_posix_path */
   readonly root: string
@@ -91,6 +92,7 @@ const checkObjectSegment = (object: string) => {
   return reason === undefined ? Effect.void : Effect.fail(new InvalidObjectName({ name: object, reason }))
 }
 
+/** A posix store under `options.root`: objects are files, written to a temp file and renamed into place. */
 export const makePosix = (options: PosixStoreOptions) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem

@@ -39,6 +39,7 @@ import {
 } from "./http.js"
 import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
 
+/** Settings of the S3 store (Cinder's S3BackupDriver): endpoint, region, bucket and credentials. */
 export interface S3StoreOptions {
   /** backup_s3_store_bucket (default "volumebackups") */
   readonly bucket?: string
@@ -97,6 +98,7 @@ const ok = (response: HttpClientResponse.HttpClientResponse) => response.status 
 /** S3 error codes that are worth another try although their status is 4xx. */
 const TRANSIENT_CODES = new Set(["RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable", "OperationAborted"])
 
+/** An S3 store over @effect/platform's HttpClient, signing requests with AWS Signature Version 4. */
 export const makeS3 = (options: S3StoreOptions) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient

@@ -45,6 +45,7 @@ const defined = <T extends Record<string, unknown>>(fields: { [K in keyof T]: Op
 
 const missing = (name: string, why: string) => ConfigError.MissingData([name], why)
 
+/** The Swift store's settings from Config (the environment by default): SWIFT_* and OS_* variables. */
 export const swiftConfig: Config.Config<SwiftStoreOptions> = Config.all({
   auth: Config.option(Config.literal("v1", "v3", "token")("SWIFT_AUTH")),
   authUrl: str("SWIFT_AUTH_URL"),
@@ -130,6 +131,7 @@ export const swiftConfig: Config.Config<SwiftStoreOptions> = Config.all({
   })
 )
 
+/** The S3 store's settings from Config (the environment by default): AWS_* and S3_* variables. */
 export const s3Config: Config.Config<S3StoreOptions> = Config.all({
   accessKeyId: Config.nonEmptyString("AWS_ACCESS_KEY_ID"),
   secretAccessKey: Config.redacted("AWS_SECRET_ACCESS_KEY"),
@@ -198,6 +200,7 @@ const S3_PARAMS: Record<string, string> = {
   concurrency: "S3_CONCURRENCY"
 }
 
+/** A parsed store URL (posix:, swift://, swift+http://, s3://) and the settings it carries. */
 export interface StoreUrl {
   readonly kind: "swift" | "s3"
   /** settings named by the URL; they win over the environment */

@@ -44,6 +44,7 @@ import {
 } from "./http.js"
 import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
 
+/** How the Swift store authenticates: Keystone v3, auth v1.0, or a token with its storage URL. */
 export type SwiftAuth =
   | {
       readonly type: "v1"
@@ -79,6 +80,7 @@ export type SwiftAuth =
       readonly token: Redacted.Redacted<string>
     }
 
+/** Settings of the Swift store (Cinder's SwiftBackupDriver). */
 export interface SwiftStoreOptions {
   readonly auth: SwiftAuth
   /** backup_swift_container (default "volumebackups") */
@@ -117,6 +119,7 @@ const checkContainer = (container: string) =>
 
 const ok = (response: HttpClientResponse.HttpClientResponse) => response.status >= 200 && response.status < 300
 
+/** A Swift store over @effect/platform's HttpClient; it authenticates on first use and renews its token once on a 401. */
 export const makeSwift = (options: SwiftStoreOptions) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient

@@ -45,11 +45,13 @@ export interface Edit {
   readonly byte: number
 }
 
+/** Up to four edits of a volume: runs of one byte at relative positions. */
 export const edits = fc.array(
   fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true }), length: fc.integer({ min: 1, max: 5000 }), byte: fc.integer({ min: 0, max: 255 }) }),
   { minLength: 0, maxLength: 4 }
 )
 
+/** The volume after `changes` (a copy). */
 export const applyEdits = (volume: Uint8Array, changes: ReadonlyArray<Edit>): Uint8Array => {
   const next = Uint8Array.from(volume)
   for (const { at, length, byte } of changes) {
@@ -59,6 +61,7 @@ export const applyEdits = (volume: Uint8Array, changes: ReadonlyArray<Edit>): Ui
   return next
 }
 
+/** Any compression name a backup may be asked for, in any spelling Cinder accepts. */
 export const compressionName = fc.constantFrom("none", "off", "zlib", "gzip", "bz2", "bzip2", "zstd", "ZLIB")
 
 /** A sha block size and a chunk size that is a multiple of it. */

@@ -29,6 +29,7 @@ const fullRecord = (id: string): BackupRecord => ({
 
 const at = (iso: string) => new Date(iso)
 
+/** Registers the BackupCatalog conformance suite for `layer`: call it at a test file's top level. */
 export const catalogConformance = (name: string, layer: Layer.Layer<BackupCatalog, unknown>) =>
   describe(`BackupCatalog conformance: ${name}`, () => {
     const run = <A, E>(program: Effect.Effect<A, E, BackupCatalog>) => program.pipe(Effect.provide(layer))

@@ -11,6 +11,7 @@ import { newBackupRecord, ObjectStore } from "../index.js"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 
+/** What the store under test supports, so the suite checks the rest. */
 export interface ConformanceOptions {
   /** a layer like the one under test that refuses to create containers */
   readonly refusingLayer?: Layer.Layer<ObjectStore, unknown>
@@ -20,6 +21,10 @@ export interface ConformanceOptions {
   readonly nestedContainers?: boolean
 }
 
+/**
+ * Registers the ObjectStore conformance suite (@effect/vitest tests) for
+ * `layer`: call it at a test file's top level. Every backend layer must pass it.
+ */
 export const objectStoreConformance = (
   name: string,
   layer: Layer.Layer<ObjectStore, unknown>,

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from "vitest"
 import { spawnSync } from "node:child_process"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import ts from "typescript"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -37,6 +39,20 @@ describe("the package's public surface", () => {
       console.log(JSON.stringify({ wrong, effects, layers }))`)
     expect(run.status, run.stderr).toBe(0)
     expect(JSON.parse(run.stdout)).toEqual({ wrong: [], effects: [true, true, true, true], layers: [true, true, true, true, true, true, true] })
+  })
+
+  it("every export of both entry points has a doc comment", () => {
+    const entries = ["src/index.ts", "src/testing/index.ts"].map((entry) => join(root, entry))
+    const program = ts.createProgram(entries, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022 })
+    const checker = program.getTypeChecker()
+    const undocumented = entries.flatMap((entry) => {
+      const module = checker.getSymbolAtLocation(program.getSourceFile(entry)!)!
+      return checker.getExportsOfModule(module).flatMap((exported) => {
+        const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported
+        return symbol.getDocumentationComment(checker).length === 0 ? [exported.name] : []
+      })
+    })
+    expect(undocumented).toEqual([])
   })
 
   it("deep imports into dist/ are refused", () => {
