@@ -165,10 +165,11 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
               batch,
               ({ piece, name }, i) => {
                 const { algorithm, bytes, md5 } = prepared[i]!
-                // Objects count as they are stored (Cinder's every-N-objects rhythm); their slot's bytes when it is done.
+                // Objects count as they are stored (Cinder's every-N-objects rhythm), with their bytes;
+                // the bytes of their slot that no object holds (unchanged blocks) when the slot is done.
                 return store.put(container, name, bytes, extra).pipe(
                   Effect.zipRight(progress.stored(piece.data.length, bytes.length)),
-                  Effect.zipRight(progress.advance(0, 1)),
+                  Effect.zipRight(progress.advance(piece.data.length, 1)),
                   Effect.as({ [name]: { compression: algorithm, length: piece.data.length, md5, offset: piece.offset } })
                 )
               },
@@ -195,14 +196,15 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
             // Numbered here, in volume order, whatever finishes first below.
             const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
             const sized = named.map((item) => ({ ...item, object: { length: item.piece.data.length } }))
-            return { slot, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
+            const unchanged = slot.data.length - pieces.reduce((sum, piece) => sum + piece.data.length, 0)
+            return { slot, unchanged, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
           }),
           Stream.mapEffect(
-            ({ slot, batches }) =>
+            ({ slot, unchanged, batches }) =>
               Effect.forEach(batches, writeBatch, { concurrency: "unbounded" }).pipe(
                 Effect.map((entries) => entries.flat()),
                 Effect.zipLeft(slots.give(slot.data)),
-                Effect.tap(() => progress.advance(slot.data.length, 0))
+                Effect.tap(() => progress.advance(unchanged, 0))
               ),
             { concurrency }
           ),

@@ -71,9 +71,21 @@ export const makeProgress = (
         ...(operation === "backup" ? { bytesChanged, bytesStored } : {})
       }
     }
+    // Events go out one at a time, and none after the final one: the timer may
+    // fire while `finish` runs, or in the moment before the operation's scope ends.
+    const lock = yield* Effect.makeSemaphore(1)
+    let finished = false
+    const report = (done: boolean) =>
+      lock.withPermits(1)(
+        Effect.suspend(() => {
+          if (finished) return Effect.void
+          finished = done
+          return emit(event(done))
+        })
+      )
     if (options.onProgress !== undefined) {
       const interval = Duration.decode(options.progressInterval ?? Duration.seconds(120))
-      yield* Effect.suspend(() => emit(event(false))).pipe(
+      yield* report(false).pipe(
         Effect.repeat(Schedule.spaced(interval)),
         Effect.delay(interval),
         Effect.forkScoped
@@ -87,7 +99,7 @@ export const makeProgress = (
           bytesDone += bytes
           objects += count
           // An event each time the count passes a multiple of `every`; the last step is reported by `finish`, once.
-          return Math.floor(objects / every) !== before && bytesDone < bytesTotal ? emit(event(false)) : Effect.void
+          return Math.floor(objects / every) !== before && bytesDone < bytesTotal ? report(false) : Effect.void
         }),
       /** Counts an object a backup wrote: `changed` volume bytes, `stored` bytes after compression. */
       stored: (changed: number, stored: number) =>
@@ -95,7 +107,7 @@ export const makeProgress = (
           bytesChanged += changed
           bytesStored += stored
         }),
-      finish: Effect.suspend(() => emit(event(true)))
+      finish: report(true)
     }
   })
 

@@ -93,6 +93,23 @@ describe("progress within an object", () => {
   )
 })
 
+describe("progress by object", () => {
+  it.live("each stored object counts with its bytes: after k objects of a full backup, at least k chunks are done", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const chunk = 1024 * 1024
+        const path = join(dir, "vol.img")
+        yield* writeVolume(path, slowToCompress(6 * chunk))
+        const seen = collect()
+        yield* backup({ id: "k", volume_id: "v" }, path, { chunkSize: chunk, compression: "none", progressEveryObjects: 1, ...seen, progressInterval: "1 hour" })
+        const during = seen.events.filter((e) => !e.done)
+        expect(during.length).toBeGreaterThan(0)
+        for (const e of during) expect(e.bytesDone, JSON.stringify(during.map((d) => [d.objects, d.bytesDone]))).toBeGreaterThanOrEqual(e.objects * chunk)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+})
+
 describe("progress as a Stream", () => {
   it.live("a backup and a restore with their events consumed as Streams, side by side", () =>
     withTempDir((dir) =>
