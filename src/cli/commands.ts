@@ -8,6 +8,7 @@ import * as Options from "@effect/cli/Options"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
+import { fstatSync, statSync } from "node:fs"
 import { resolve } from "node:path"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
 import { type CodecPool, layerCodecPool } from "../codec/pool.js"
@@ -166,6 +167,16 @@ const backupCommand = Command.make(
 const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 
 
+/** True when `path` is this process's standard output (/dev/stdout, /dev/fd/1, or the file it is redirected to): the messages then go to stderr. */
+const isStandardOutput = (path: string) => {
+  try {
+    const [out, target] = [fstatSync(1), statSync(path)]
+    return out.dev === target.dev && out.ino === target.ino
+  } catch {
+    return false
+  }
+}
+
 const restoreCommand = Command.make(
   "restore",
   {
@@ -181,7 +192,7 @@ const restoreCommand = Command.make(
     withCodecServices((options) =>
       Effect.gen(function* () {
         const backupId = yield* resolveBackupId(args.backupId)
-        const toStdout = args.target === "-"
+        const toStdout = args.target === "-" || isStandardOutput(resolve(args.target))
         if (toStdout && args.fresh) return yield* new InvalidRequest({ reason: "--new is for a file or device: standard output (-) is written in full, in order" })
         if (toStdout && process.stdout.isTTY) return yield* new InvalidRequest({ reason: "standard output is a terminal: redirect it to a file or pipe to restore there (-)" })
         const view = makeProgressView({ json: options.json })

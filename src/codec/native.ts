@@ -1,7 +1,7 @@
 /**
  * Loads the project's addons (native/*.c, built by `npm install`): bzip2,
- * zlib (libdeflate where built with it), md5 in SIMD lanes and the allocator
- * setting, once for the main thread and the codec workers alike. The path
+ * zlib (libdeflate where built with it), md5 in SIMD lanes, data extents and
+ * the allocator setting, once for the main thread and the codec workers alike. The path
  * differs between running from src/ (tests), dist/src/ (library) and dist/
  * (the bundled CLI).
  */
@@ -58,6 +58,10 @@ const loadAddon = <A>(name: string): A => {
 export const bz2 = (): Bz2Binding => loadAddon<Bz2Binding>("bz2")
 export const nativeZlib = (): ZlibBinding => loadAddon<ZlibBinding>("zlib")
 export const nativeMd5 = (): Md5Binding => loadAddon<Md5Binding>("md5")
+
+/** native/extents.c: the [start, end) pairs of an open file's data, flat; holes left out. */
+export const dataExtents = (fd: number, size: number): ReadonlyArray<number> =>
+  loadAddon<{ readonly dataExtents: (fd: number, size: number) => ReadonlyArray<number> }>("extents").dataExtents(fd, size)
 
 /**
  * Keeps blocks of `bytes` and more in their own mappings, returned to the

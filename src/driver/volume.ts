@@ -87,5 +87,5 @@ export const openTarget = (path: string, size: number, fresh: boolean) =>
       yield* file.truncate(size)
     }
     // Writes are positional, by file descriptor (a codec worker writes each object).
-    return { fd: file.fd as number, sync: file.sync.pipe(Effect.mapError(volumeError(path))), sparse, size: Number(info.size) }
+    return { fd: file.fd as number, sync: file.sync.pipe(Effect.mapError(volumeError(path))), sparse, size: Number(info.size), type: info.type }
   }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(volumeError(path)(e))))

@@ -7,8 +7,10 @@
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Chunk, Effect, Option, type Scope, Stream } from "effect"
+import { dataExtents } from "../codec/native.js"
 import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
+import type { Range } from "./extents.js"
 import { volumeError, volumeInfo } from "./volume.js"
 
 /** A volume to back up: its size, and reads at offsets. Made by `fileSource` or `streamSource`. */
@@ -23,13 +25,18 @@ export interface VolumeSource {
    * where the previous read ended.
    */
   readonly read: (offset: number, buffer: Uint8Array) => Effect.Effect<number, VolumeError>
+  /**
+   * Where the volume holds data, in order: bytes outside these ranges read
+   * as zeros (a thin volume's holes). Absent when the source cannot tell.
+   */
+  readonly extents?: Effect.Effect<ReadonlyArray<Range>, VolumeError>
 }
 
 /** A regular file or block device (its size from the kernel), open for the scope. */
 export const fileSource = (path: string): Effect.Effect<VolumeSource, VolumeError, FileSystem.FileSystem | Scope.Scope> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const { size } = yield* volumeInfo(path)
+    const { size, isBlockDevice } = yield* volumeInfo(path)
     const file = yield* fs.open(path, { flag: "r" }).pipe(Effect.mapError(volumeError(path)))
     let position = 0
     const read = (offset: number, buffer: Uint8Array) =>
@@ -44,7 +51,19 @@ export const fileSource = (path: string): Effect.Effect<VolumeSource, VolumeErro
         position = offset + filled
         return filled
       }).pipe(Effect.mapError(volumeError(path)))
-    return { name: path, size, read }
+    // A regular file's holes, from the file system; a device is all data.
+    const extents = isBlockDevice
+      ? Effect.succeed([{ start: 0, end: size }])
+      : Effect.try({
+          try: () => {
+            const flat = dataExtents(file.fd as number, size)
+            const ranges: Array<Range> = []
+            for (let i = 0; i + 1 < flat.length; i += 2) ranges.push({ start: flat[i]!, end: flat[i + 1]! })
+            return ranges
+          },
+          catch: (cause) => new VolumeError({ path, reason: `its extents could not be read: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+        })
+    return { name: path, size, read, extents }
   })
 
 /**

@@ -35,27 +35,34 @@ export interface VolumeTarget {
 export type OpenTarget<R = never> = (size: number) => Effect.Effect<VolumeTarget, VolumeError, R | Scope.Scope>
 
 /**
- * A regular file (created when missing) or a block device. `fresh`: the
- * target is new and zeroed, so a file is cut to the volume's size and its
- * all-zero ranges stay holes (a missing file is always fresh).
+ * A regular file (created when missing) or a block device, written at
+ * offsets by the codec workers. `fresh`: the target is new and zeroed, so a
+ * file is cut to the volume's size and its all-zero ranges stay holes (a
+ * missing file is always fresh). A named pipe, socket or character device
+ * is written in order instead.
  */
 export const fileTarget = (path: string, options: { readonly fresh?: boolean } = {}): OpenTarget<FileSystem.FileSystem> => (size) =>
   Effect.gen(function* () {
     // The descriptor belongs to a File that closes with the scope.
     const opened = yield* openTarget(path, size, options.fresh ?? false)
-    const write = (position: number, bytes: Uint8Array) =>
-      Effect.async<void, VolumeError>((resume) => {
-        const next = (done: number): void => {
-          if (done === bytes.length) return resume(Effect.void)
-          writeAt(opened.fd, bytes, done, bytes.length - done, position + done, (error, n) =>
-            error
-              ? resume(Effect.fail(new VolumeError({ path, reason: `write failed: ${error.message}`, cause: error, ...codeOf(error) })))
-              : next(done + n)
-          )
-        }
-        next(0)
-      })
+    if (opened.type !== "File" && opened.type !== "BlockDevice") {
+      // A named pipe, socket or character device (/dev/stdout): no offsets, so the volume goes in order.
+      return yield* orderedTarget(path, (bytes) => writeFrom(path, opened.fd, bytes, null))(size)
+    }
+    const write = (position: number, bytes: Uint8Array) => writeFrom(path, opened.fd, bytes, position)
     return { name: path, ordered: false, zeroed: opened.sparse, fd: opened.fd, write, flush: opened.sync }
+  })
+
+/** Writes all of `bytes` to `fd` at `position`, or where the descriptor is (`null`: a pipe). */
+const writeFrom = (name: string, fd: number, bytes: Uint8Array, position: number | null) =>
+  Effect.async<void, VolumeError>((resume) => {
+    const next = (done: number): void => {
+      if (done === bytes.length) return resume(Effect.void)
+      writeAt(fd, bytes, done, bytes.length - done, position === null ? null : position + done, (error, n) =>
+        error ? resume(Effect.fail(writeFailed(name, error))) : next(done + n)
+      )
+    }
+    next(0)
   })
 
 /** The bytes a write hands on at most: a consumer's chunks stay small whatever the objects' size. */

@@ -96,6 +96,11 @@ describe("restore to standard output", () => {
         expect(json.bytes.equals(Buffer.from(volume))).toBe(true)
         const last = JSON.parse(json.stderr.trim().split("\n").at(-1)!) as { target: string; bytes: number }
         expect(last).toMatchObject({ target: "-", bytes: volume.length })
+        // /dev/stdout by name is the same: in order, messages on stderr.
+        const named = restoreThroughPipe(["restore", id, "/dev/stdout"], env, out)
+        expect(named.code, named.stderr).toBe(0)
+        expect(named.bytes.equals(Buffer.from(volume))).toBe(true)
+        expect(named.stderr).toContain("to standard output")
         // A reader that goes away early: exit 11 naming the pipe, and the backup is available again.
         const early = restoreThroughPipe(["restore", id, "-"], env, out, "head -c 1000")
         expect(early.code).toBe(exitCodes.VolumeError)

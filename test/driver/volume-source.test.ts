@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import { readFileSync } from "node:fs"
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import { backup, BackupCatalog, fileSource, ObjectStore, restore, streamSource } from "../../src/index.js"
 import { memoryServices, patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
@@ -79,6 +79,32 @@ describe("backup from a stream", () => {
         expect(yield* source.read(99_500, buffer)).toBe(500)
         expect(yield* source.read(0, buffer)).toBe(1000)
         expect(Buffer.from(buffer).equals(Buffer.from(bytes.subarray(0, 1000)))).toBe(true)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+})
+
+describe("a file source's extents", () => {
+  it.scoped("a sparse file reports where its data is and leaves its holes out; a stream source cannot tell", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const MiB = 1024 * 1024
+        const path = join(dir, "thin.img")
+        // 8 MiB, data at 1-2 MiB and one 4 KiB block at 5 MiB, holes elsewhere (ext4 and tmpfs track 4 KiB blocks).
+        const fd = openSync(path, "w")
+        ftruncateSync(fd, 8 * MiB)
+        writeSync(fd, new Uint8Array(MiB).fill(1), 0, MiB, MiB)
+        writeSync(fd, new Uint8Array(4096).fill(2), 0, 4096, 5 * MiB)
+        closeSync(fd)
+        const source = yield* fileSource(path)
+        expect(yield* source.extents!).toEqual([
+          { start: MiB, end: 2 * MiB },
+          { start: 5 * MiB, end: 5 * MiB + 4096 }
+        ])
+        const full = join(dir, "full.img")
+        yield* writeVolume(full, patternedVolume(300_000, 1))
+        expect(yield* (yield* fileSource(full)).extents!).toEqual([{ start: 0, end: 300_000 }])
+        expect((yield* streamSource(Stream.empty, 10, "pipe")).extents).toBeUndefined()
       })
     ).pipe(Effect.provide(memoryServices()))
   )

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
+import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
 import { backup, BackupCatalog, ObjectStore, orderedTarget, restoreStream, restore, writableTarget } from "../../src/index.js"
@@ -96,6 +98,24 @@ describe("restore to an ordered target", () => {
         // And it restores in full afterwards.
         expect(concatenated(yield* Stream.runCollect(restoreStream("inc"))).equals(volume)).toBe(true)
       })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.live("a named pipe by path is written in order (no offsets), as standard output would be", () =>
+    withTempDir((dir) =>
+      withChain((volume) =>
+        Effect.gen(function* () {
+          const fifo = join(dir, "volume.fifo")
+          const out = join(dir, "from-fifo.img")
+          execFileSync("mkfifo", [fifo])
+          const reader = spawn("sh", ["-c", `cat '${fifo}' > '${out}'`])
+          const closed = new Promise<number | null>((resolve) => reader.on("close", resolve))
+          yield* restore("inc", fifo, { concurrency: 3 })
+          // The restore closed its end with its scope: the reader sees the end of the pipe.
+          expect(yield* Effect.promise(() => closed)).toBe(0)
+          expect(readFileSync(out).equals(volume)).toBe(true)
+        })
+      )
     ).pipe(Effect.provide(memoryServices()))
   )
 
