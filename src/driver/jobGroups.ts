@@ -21,9 +21,10 @@ export const largestObject = (objects: ReadonlyArray<{ readonly length: number }
   objects.reduce((max, o) => Math.max(max, o.length), 0)
 
 /**
- * Placements in jobs of one slot each: an object of more than half a slot
- * alone, the smaller ones packed together in volume order, at most `most`
- * to a job. A chain's many small incremental objects then cost a worker job
+ * Placements in jobs of one slot each, in their order: an object of more
+ * than half a slot alone, the smaller ones packed together, at most `most`
+ * to a job (a job never reaches back past a lone one, so the jobs, one
+ * after the other, keep the placements' order). A chain's many small incremental objects then cost a worker job
  * per slotful rather than per object (or per gap between two objects of the
  * full backup), and their md5s are taken side by side.
  */
@@ -39,6 +40,7 @@ export const groupPlacements = <P extends { readonly object: { readonly length: 
     const length = placement.object.length
     if (length * 2 > slotSize) {
       groups.push([placement])
+      open = undefined
     } else if (open !== undefined && open.length < most && bytes + length <= slotSize) {
       open.push(placement)
       bytes += length
@@ -78,41 +80,29 @@ export const segments = <P extends { readonly visible: ReadonlyArray<Range> }>(p
   return joined
 }
 
-const bytesOf = (placements: ReadonlyArray<{ readonly object: { readonly length: number } }>) =>
+/** The bytes of a job's objects. */
+export const objectBytes = (placements: ReadonlyArray<{ readonly object: { readonly length: number } }>) =>
   placements.reduce((sum, p) => sum + p.object.length, 0)
 
 /** The slot a segment needs: all its objects at once. */
 export const largestSegment = (joined: ReadonlyArray<ReadonlyArray<{ readonly object: { readonly length: number } }>>) =>
-  joined.reduce((max, segment) => Math.max(max, bytesOf(segment)), 0)
+  joined.reduce((max, segment) => Math.max(max, objectBytes(segment)), 0)
 
 /**
- * Jobs in volume order, each of whole consecutive segments: as many as fit
- * a slot's bytes, up to `most` segments (a segment bigger than the slot
- * alone; the slot is made to fit the largest).
+ * Jobs in volume order, each of whole consecutive segments: a segment of
+ * more than half a slot alone, smaller ones packed together up to `most`
+ * segments and a slot's bytes (the slot is made to fit the largest).
  */
 export const orderedGroups = <P extends { readonly object: { readonly length: number } }>(
   joined: ReadonlyArray<ReadonlyArray<P>>,
   slotSize: number,
   most: number
-): Array<Array<P>> => {
-  const groups: Array<Array<P>> = []
-  let open: Array<P> | undefined
-  let count = 0
-  let bytes = 0
-  for (const members of joined) {
-    const length = bytesOf(members)
-    if (open !== undefined && count < most && bytes + length <= slotSize) {
-      open.push(...members)
-      count++
-      bytes += length
-    } else {
-      groups.push((open = [...members]))
-      count = 1
-      bytes = length
-    }
-  }
-  return groups
-}
+): Array<Array<P>> =>
+  groupPlacements(
+    joined.map((members) => ({ object: { length: objectBytes(members) }, members })),
+    slotSize,
+    most
+  ).map((group) => group.flatMap((unit) => unit.members))
 
 /**
  * How many slots of `slotSize` an ordered restore may hold: one per job in

@@ -30,7 +30,7 @@ import { claim, holdLease, type LeaseOptions } from "./lease.js"
 import { checkObjectList, locate, readMetadata, readSha256File, sha256Name } from "./objects.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { fileTarget, targetStream, type OpenTarget, type VolumeTarget } from "./volumeTarget.js"
-import { GROUP_BYTES, GROUP_OBJECTS, groupPlacements, largestObject, largestSegment, orderedGroups, orderedSlotCount, segments } from "./jobGroups.js"
+import { GROUP_BYTES, GROUP_OBJECTS, groupPlacements, largestObject, largestSegment, objectBytes, orderedGroups, orderedSlotCount, segments } from "./jobGroups.js"
 import { checkVolumeMeta, VolumeMetadata } from "./VolumeMetadata.js"
 
 /** Settings of a restore: sparse target, concurrency, sha256 checks, progress and lease. */
@@ -325,8 +325,7 @@ const restoreChain = <R>(requested: BackupRecord, openTarget: OpenTarget<R>, opt
       // that serialised the restore).
       // Biggest jobs first (the writes need no order): the small ones then fill
       // the workers' gaps at the end instead of one big object running alone.
-      const jobBytes = (group: ReadonlyArray<Placement>) => group.reduce((sum, p) => sum + p.object.length, 0)
-      const groups = groupPlacements(placements, slots.size, GROUP_OBJECTS).sort((a, b) => jobBytes(b) - jobBytes(a))
+      const groups = groupPlacements(placements, slots.size, GROUP_OBJECTS).sort((a, b) => objectBytes(b) - objectBytes(a))
       yield* Stream.fromIterable(groups).pipe(
         Stream.mapEffect(
           (group) =>

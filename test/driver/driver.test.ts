@@ -15,7 +15,7 @@ import {
   VolumeMetadata,
   type ProgressEvent
 } from "../../src/index.js"
-import { memoryServices, patternedVolume as pattern, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import { memoryServices, patternedVolume as pattern, tamper, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
 
 const options = { chunkSize: 4096, shaBlockSize: 1024, compression: "zlib" }
 
@@ -34,18 +34,6 @@ const withChain = <A, E, R>(use: (dir: string, volume: Uint8Array) => Effect.Eff
       return yield* use(dir, volume)
     })
   )
-
-/** Rewrites one stored object of backup `id` (by name suffix). */
-const tamper = (id: string, suffix: string, change: (bytes: Uint8Array) => Uint8Array | null) =>
-  Effect.gen(function* () {
-    const store = yield* ObjectStore
-    const record = yield* (yield* BackupCatalog).get(id)
-    const name = `${record.service_metadata}${suffix}`
-    const bytes = yield* store.get(record.container!, name)
-    const next = change(bytes)
-    if (next === null) yield* store.delete(record.container!, name)
-    else yield* store.put(record.container!, name, next)
-  })
 
 const restoreError = (id: string, dir: string) => Effect.flip(restore(id, join(dir, "out.img")))
 

@@ -10,8 +10,8 @@ import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
-import { backup, BackupCatalog, ObjectStore, orderedTarget, restoreStream, restore, writableTarget } from "../../src/index.js"
-import { memoryServices, patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
+import { backup, BackupCatalog, orderedTarget, restoreStream, restore, writableTarget } from "../../src/index.js"
+import { memoryServices, patternedVolume, tamper, withTempDir, writeVolume } from "../support/layers.js"
 
 const MiB = 1024 * 1024
 // Objects of 5 MiB: more than half a restore slot (8 MiB) each, so the
@@ -71,12 +71,8 @@ describe("restore to an ordered target", () => {
   it.effect("a corrupt object fails the stream before any of its bytes, and what came before is the volume's start", () =>
     withChain((volume) =>
       Effect.gen(function* () {
-        const store = yield* ObjectStore
-        const record = yield* (yield* BackupCatalog).get("full")
         // The full backup's second object (5-10 MiB), stored compressed: a flipped byte inside breaks it.
-        const name = `${record.service_metadata}-00002`
-        const stored = yield* store.get(record.container!, name)
-        yield* store.put(record.container!, name, stored.map((x, i) => (i === Math.floor(stored.length / 2) ? x ^ 0xff : x)))
+        yield* tamper("full", "-00002", (stored) => stored.map((x, i) => (i === Math.floor(stored.length / 2) ? x ^ 0xff : x)))
         const emitted: Array<Uint8Array> = []
         const error = yield* Stream.runForEach(restoreStream("inc", { concurrency: 3 }), (bytes) => Effect.sync(() => void emitted.push(bytes))).pipe(Effect.flip)
         expect(["IntegrityError", "CompressionError"]).toContain(error._tag)

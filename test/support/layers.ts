@@ -7,7 +7,7 @@ import { Effect, Layer, Scope } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { CodecPool, layerMemory, layerMemoryCatalog, makeCodecPool, ObjectStore, type MemoryStoreOptions } from "../../src/index.js"
+import { BackupCatalog, CodecPool, layerMemory, layerMemoryCatalog, makeCodecPool, ObjectStore, type MemoryStoreOptions } from "../../src/index.js"
 
 /**
  * One codec pool for all the tests of a file: a pool per test would start
@@ -54,3 +54,14 @@ export const patternedVolume = (size: number, seed = 1, period = 3000, zeroRun =
   }
   return bytes
 }
+
+/** Rewrites one stored object of backup `id` (by name suffix, e.g. "-00002"); `change` returning null deletes it. */
+export const tamper = (id: string, suffix: string, change: (bytes: Uint8Array) => Uint8Array | null) =>
+  Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const record = yield* (yield* BackupCatalog).get(id)
+    const name = `${record.service_metadata}${suffix}`
+    const next = change(yield* store.get(record.container!, name))
+    if (next === null) yield* store.delete(record.container!, name)
+    else yield* store.put(record.container!, name, next)
+  })
