@@ -29,7 +29,7 @@ import {
   type CodecPool
 } from "../../src/index.js"
 import { catalogSnapshot, storeSnapshot, treeSnapshot, typedFailure } from "../support/inspect.js"
-import { patternedVolume as pattern, withTempDir, writeVolume, localServices } from "../support/layers.js"
+import { patternedVolume as pattern, tamper, withTempDir, writeVolume, localServices } from "../support/layers.js"
 
 type Services = ObjectStore | Catalog | FileSystem.FileSystem | CodecPool
 
@@ -47,19 +47,8 @@ interface Fixture {
   readonly backend: Backend
 }
 
-/** Rewrites (or, for null, deletes) the object `<prefix><suffix>` of backup `id`. */
-const rewrite = (id: string, suffix: string, change: (bytes: Uint8Array) => Uint8Array | null) =>
-  Effect.gen(function* () {
-    const store = yield* ObjectStore
-    const record = yield* (yield* BackupCatalog).get(id)
-    const name = `${record.service_metadata}${suffix}`
-    const next = change(yield* store.get(record.container!, name))
-    if (next === null) yield* store.delete(record.container!, name)
-    else yield* store.put(record.container!, name, next)
-  })
-
 const editText = (id: string, suffix: string, change: (text: string) => string) =>
-  rewrite(id, suffix, (bytes) => utf8.encode(change(text(bytes))))
+  tamper(id, suffix, (bytes) => utf8.encode(change(text(bytes))))
 
 /** Name of the object `<prefix><suffix>` of backup `id`. */
 const objectName = (id: string, suffix: string) =>
@@ -101,20 +90,20 @@ const cases: ReadonlyArray<Case> = [
   // --- corrupt objects
   {
     name: "a corrupt data object stored raw: md5 mismatch",
-    arrange: () => rewrite("full", "-00002", (b) => b.map((x, i) => (i === 100 ? x ^ 0xff : x))),
+    arrange: () => tamper("full", "-00002", (b) => b.map((x, i) => (i === 100 ? x ^ 0xff : x))),
     tag: "IntegrityError",
     mentions: (f) => Effect.map(objectName("full", "-00002"), (name) => ["backup full", name, f.backend === "memory" ? "corrupt" : "md5"])
   },
   {
     name: "a corrupt data object stored zlib-compressed: decompression fails",
     compression: "zlib",
-    arrange: () => rewrite("full", "-00002", (b) => b.map((x, i) => (i === Math.floor(b.length / 2) ? x ^ 0xff : x))),
+    arrange: () => tamper("full", "-00002", (b) => b.map((x, i) => (i === Math.floor(b.length / 2) ? x ^ 0xff : x))),
     tag: "CompressionError",
     mentions: () => Effect.map(objectName("full", "-00002"), (name) => [name, "zlib"])
   },
   {
     name: "a truncated data object",
-    arrange: () => rewrite("inc", "-00001", (b) => b.subarray(0, 10)),
+    arrange: () => tamper("inc", "-00001", (b) => b.subarray(0, 10)),
     tag: "IntegrityError",
     mentions: () => Effect.map(objectName("inc", "-00001"), (name) => ["backup inc", name, "(10 bytes)"])
   },
@@ -148,7 +137,7 @@ const cases: ReadonlyArray<Case> = [
   ),
   {
     name: "metadata: not UTF-8",
-    arrange: () => rewrite("full", "_metadata", (b) => Uint8Array.from([...b.subarray(0, 20), 0xff, 0xfe, ...b.subarray(20)])),
+    arrange: () => tamper("full", "_metadata", (b) => Uint8Array.from([...b.subarray(0, 20), 0xff, 0xfe, ...b.subarray(20)])),
     tag: "InvalidBackup",
     mentions: ["backup full", "_metadata", "UTF-8"],
     targetUntouched: true
@@ -169,7 +158,7 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "a missing metadata document",
-    arrange: () => rewrite("inc", "_metadata", () => null),
+    arrange: () => tamper("inc", "_metadata", () => null),
     tag: "ObjectNotFound",
     mentions: () => objectName("inc", "_metadata").pipe(Effect.map((name) => [name])),
     targetUntouched: true
@@ -177,7 +166,7 @@ const cases: ReadonlyArray<Case> = [
   // --- object list
   {
     name: "a missing data object",
-    arrange: () => rewrite("inc", "-00001", () => null),
+    arrange: () => tamper("inc", "-00001", () => null),
     tag: "InvalidBackup",
     mentions: () => Effect.map(objectName("inc", "-00001"), (name) => ["backup inc", "missing", name]),
     targetUntouched: true
@@ -277,7 +266,7 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "an incremental whose parent's sha256 file is truncated",
-    arrange: () => rewrite("inc", "_sha256file", (b) => b.subarray(0, 50)),
+    arrange: () => tamper("inc", "_sha256file", (b) => b.subarray(0, 50)),
     act: (f) => backup({ id: "x", volume_id: "v", parent_id: "inc" }, f.volumePath, options),
     tag: "InvalidBackup",
     mentions: () => Effect.map(objectName("inc", "_sha256file"), (name) => ["backup inc", name]),
@@ -285,7 +274,7 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "an incremental whose parent's sha256 file is missing",
-    arrange: () => rewrite("inc", "_sha256file", () => null),
+    arrange: () => tamper("inc", "_sha256file", () => null),
     act: (f) => backup({ id: "x", volume_id: "v", parent_id: "inc" }, f.volumePath, options),
     tag: "ObjectNotFound",
     mentions: () => Effect.map(objectName("inc", "_sha256file"), (name) => [name]),
