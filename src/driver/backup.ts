@@ -13,11 +13,10 @@ import type * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject, prepareObjects } from "../codec/codec.js"
 import { CodecPool } from "../codec/pool.js"
-import { hashInWorker } from "../codec/poolJobs.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
-import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy, VolumeError } from "../domain/errors.js"
+import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
 import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
 import { cinderTimestamp, encodeDocument, encodeSha256File } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
@@ -29,7 +28,8 @@ import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, type DigestList } from "./digests.js"
 import { groupPlacements } from "./jobGroups.js"
-import { fileSource, readChunks, type VolumeChunk, type VolumeSource } from "./volumeSource.js"
+import { allOfKind, BlockKind, blockRuns, readSlots, volumeMapOf, type ReadSlot } from "./readPlan.js"
+import { fileSource, type VolumeSource } from "./volumeSource.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
 /** Settings of a backup: chunking, compression, concurrency, progress and lease. */
@@ -52,6 +52,9 @@ interface Piece {
   readonly data: Uint8Array
 }
 
+/** The offset of a metadata object entry. */
+const offsetOf = (entry: BackupMetadata["objects"][number]) => Object.values(entry)[0]!.offset
+
 /** Slots of small chunks hold several of them, up to this many bytes. */
 const SLOT_BYTES = 4 * 1024 * 1024
 /** A compression batch: at most this many pieces, of at most this many bytes in all (a piece of more than half goes alone). */
@@ -60,7 +63,7 @@ const BATCH_BYTES = 1024 * 1024
 
 /** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
 const changedRuns = (
-  chunk: VolumeChunk,
+  chunk: Piece,
   digests: DigestList,
   parentHashes: ReadonlyArray<string>,
   firstIndex: number,
@@ -90,8 +93,23 @@ const checkSizes = (chunkSize: number, shaBlockSize: number) =>
       ? Effect.fail(new InvalidRequest({ reason: `chunk size ${chunkSize} is not a multiple of the sha block size ${shaBlockSize}` }))
       : Effect.void
 
+/**
+ * A source that knows its changes since a parent (a dirty bitmap) makes
+ * sense only for an incremental of a parent of the same size.
+ */
+const checkChanges = (source: VolumeSource, parent: BackupRecord | undefined) =>
+  source.changes === undefined
+    ? Effect.void
+    : parent === undefined
+      ? Effect.fail(new InvalidRequest({ reason: `${source.name} reports changes since a parent backup (a dirty bitmap), but this is a full backup: a full backup reads every byte` }))
+      : parent.volume_size_bytes !== source.size
+        ? Effect.fail(new InvalidRequest({
+            reason: `${source.name} is ${source.size} bytes but parent backup ${parent.id} is of ${parent.volume_size_bytes}: its changes (a dirty bitmap) cannot be since that backup`
+          }))
+        : Effect.void
+
 /** The parent's sha list, after Cinder's two refusals. */
-const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
+const parentHashesFor = (record: BackupRecord, shaBlockSize: number, source: VolumeSource) =>
   Effect.gen(function* () {
     if (record.parent_id === null) return undefined
     const catalog = yield* BackupCatalog
@@ -103,6 +121,7 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number) =>
     if (parent.status !== "available") {
       return yield* new InvalidBackup({ backupId: record.id, reason: `parent backup ${parent.id} is ${parent.status}, not available` })
     }
+    yield* checkChanges(source, parent)
     const shaFile = yield* readSha256File(parent)
     if (shaFile.chunk_size !== shaBlockSize) {
       return yield* new InvalidBackup({
@@ -135,7 +154,9 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
       const shaBlockSize = options.shaBlockSize ?? store.defaults.shaBlockSize
       yield* checkSizes(chunkSize, shaBlockSize)
       const compression = yield* parseCompression(options.compression ?? "zlib")
-      const parentHashes = yield* parentHashesFor(initial, shaBlockSize)
+      const source = typeof volume === "string" ? yield* fileSource(volume) : volume
+      const parentHashes = yield* parentHashesFor(initial, shaBlockSize, source)
+      if (parentHashes === undefined) yield* checkChanges(source, undefined)
 
       const container = store.containerFor(initial)
       yield* store.ensureContainer(container)
@@ -157,14 +178,16 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         // A slot holds its chunks from being read until their objects are stored:
         // at most `concurrency` slots (plus their compressed copies) in memory.
         const slots = yield* makeSlotPool(slotSize, concurrency)
-        const writeBatch = (batch: ReadonlyArray<{ readonly piece: Piece; readonly name: string }>) =>
+        type Named = { readonly piece: Piece; readonly name: string }
+        const prepared = (batch: ReadonlyArray<Named>) =>
+          batch.length === 1 ? Effect.map(prepareObject(compression, batch[0]!.piece.data), (object) => [object]) : prepareObjects(compression, batch.map((b) => b.piece.data))
+        const writeBatch = (batch: ReadonlyArray<Named>, compressed: ReturnType<typeof prepared>) =>
           Effect.gen(function* () {
-            const prepared =
-              batch.length === 1 ? [yield* prepareObject(compression, batch[0]!.piece.data)] : yield* prepareObjects(compression, batch.map((b) => b.piece.data))
+            const objects = yield* compressed
             return yield* Effect.forEach(
               batch,
               ({ piece, name }, i) => {
-                const { algorithm, bytes, md5 } = prepared[i]!
+                const { algorithm, bytes, md5 } = objects[i]!
                 // Objects count as they are stored (Cinder's every-N-objects rhythm), with their bytes;
                 // the bytes of their slot that no object holds (unchanged blocks) when the slot is done.
                 return store.put(container, name, bytes, extra).pipe(
@@ -176,33 +199,58 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
               { concurrency }
             )
           })
-        let bytesRead = 0
-        const source = typeof volume === "string" ? yield* fileSource(volume) : volume
-        const objects = yield* readChunks(source, slots).pipe(
-          // Hashing runs in the codec workers, on the slot in place.
-          Stream.mapEffect((slot) => Effect.map(hashInWorker(slot.data, shaBlockSize), (slotDigests) => ({ slot, slotDigests })), {
-            concurrency: pool.size
-          }),
-          Stream.map(({ slot, slotDigests }) => {
-            bytesRead += slot.data.length
-            const first = digests.count()
-            digests.push(slotDigests)
-            const pieces: Array<Piece> = []
-            for (let j = 0; j * chunkSize < slot.data.length; j++) {
-              const chunk = { offset: slot.offset + j * chunkSize, data: slot.data.subarray(j * chunkSize, (j + 1) * chunkSize) }
-              if (parentHashes === undefined) pieces.push(chunk)
-              else for (const run of changedRuns(chunk, digests, parentHashes, first + j * blocksPerChunk, shaBlockSize)) pieces.push(run)
+        // Holes are not read, nor (with a dirty bitmap) what is the parent's; a
+        // piece that is all hole is the zero object, compressed once per length.
+        const map = yield* volumeMapOf(source, parentHashes !== undefined)
+        const zeroObject = yield* Effect.cachedFunction((length: number) => prepareObject(compression, new Uint8Array(length)))
+        const piecesOf = ({ offset, data, kinds, digests: slotDigests }: ReadSlot) => {
+          const first = digests.count()
+          digests.push(slotDigests)
+          const pieces: Array<Piece> = []
+          for (let j = 0; j * chunkSize < data.length; j++) {
+            const chunk = { offset: offset + j * chunkSize, data: data.subarray(j * chunkSize, (j + 1) * chunkSize) }
+            if (parentHashes === undefined) pieces.push(chunk)
+            else for (const run of changedRuns(chunk, digests, parentHashes, first + j * blocksPerChunk, shaBlockSize)) pieces.push(run)
+          }
+          const zeros: Array<Piece> = []
+          const written: Array<Piece> = []
+          for (const piece of pieces) {
+            const from = (piece.offset - offset) / shaBlockSize
+            const to = from + Math.ceil(piece.data.length / shaBlockSize)
+            if (allOfKind(kinds, BlockKind.zero, from, to)) zeros.push(piece)
+            else {
+              written.push(piece)
+              // Its holes were not read: the slot holds old bytes there.
+              for (const run of blockRuns(kinds, BlockKind.zero, from, to)) data.fill(0, run.start * shaBlockSize, Math.min(data.length, run.end * shaBlockSize))
             }
+          }
+          return { pieces, zeros, written }
+        }
+        const objects = yield* readSlots(source, { map, slots, blockSize: shaBlockSize, parentHashes, readConcurrency: source.sequential === true ? 1 : 2, hashConcurrency: pool.size }).pipe(
+          Stream.map((slot) => {
+            const { pieces, zeros, written } = piecesOf(slot)
             // Numbered here, in volume order, whatever finishes first below.
-            const named = pieces.map((piece) => ({ piece, name: dataObjectName(prefix, ++objectIndex) }))
-            const sized = named.map((item) => ({ ...item, object: { length: item.piece.data.length } }))
+            const names = new Map(pieces.map((piece) => [piece, dataObjectName(prefix, ++objectIndex)]))
+            const sized = written.map((piece) => ({ piece, name: names.get(piece)!, object: { length: piece.data.length } }))
             const unchanged = slot.data.length - pieces.reduce((sum, piece) => sum + piece.data.length, 0)
-            return { slot, unchanged, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
+            const zeroPieces = zeros.map((piece) => ({ piece, name: names.get(piece)! }))
+            return { slot, unchanged, zeroPieces, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
           }),
           Stream.mapEffect(
-            ({ slot, unchanged, batches }) =>
-              Effect.forEach(batches, writeBatch, { concurrency: "unbounded" }).pipe(
-                Effect.map((entries) => entries.flat()),
+            ({ slot, unchanged, zeroPieces, batches }) =>
+              Effect.all(
+                [
+                  Effect.forEach(batches, (batch) => writeBatch(batch, prepared(batch)), { concurrency: "unbounded" }),
+                  Effect.forEach(zeroPieces, (item) => writeBatch([item], Effect.map(zeroObject(item.piece.data.length), (object) => [object])), {
+                    concurrency: "unbounded"
+                  })
+                ],
+                { concurrency: "unbounded" }
+              ).pipe(
+                // Entries in volume order, as Cinder lists them.
+                Effect.map(([entries, zeroEntries]) =>
+                  zeroEntries.length === 0 ? entries.flat() : [...entries.flat(), ...zeroEntries.flat()].sort((a, b) => offsetOf(a) - offsetOf(b))
+                ),
                 Effect.zipLeft(slots.give(slot.data)),
                 Effect.tap(() => progress.advance(unchanged, 0))
               ),
@@ -214,13 +262,6 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
             return all
           })
         )
-        // A volume that shrank or grew meanwhile would be claimed with the wrong size.
-        if (bytesRead !== record.volume_size_bytes) {
-          return yield* new VolumeError({
-            path: source.name,
-            reason: `changed size during the backup: read ${bytesRead} bytes, expected ${record.volume_size_bytes}`
-          })
-        }
         const volumeMeta = yield* Effect.serviceOption(VolumeMetadata).pipe(
           Effect.flatMap(Option.match({ onNone: () => Effect.succeed(null), onSome: (api) => api.get(record.volume_id) }))
         )
@@ -335,6 +376,7 @@ const checkParent = (parentId: string, volumeId: string, volumeBytes: number) =>
     if (volumeBytes > parent.volume_size_bytes) {
       return yield* refuse(`volume size increased since backup ${parent.id}; do a full backup`)
     }
+    return parent
   })
 
 /**
@@ -356,7 +398,8 @@ export const backup = (
     // Bad options are refused before a record exists (runBackup checks them again, for its own callers).
     yield* checkSizes(options.chunkSize ?? store.defaults.chunkSize, options.shaBlockSize ?? store.defaults.shaBlockSize)
     yield* parseCompression(options.compression ?? "zlib")
-    if (fields.parent_id !== undefined && fields.parent_id !== null) yield* checkParent(fields.parent_id, fields.volume_id, source.size)
+    const parent = fields.parent_id === undefined || fields.parent_id === null ? undefined : yield* checkParent(fields.parent_id, fields.volume_id, source.size)
+    yield* checkChanges(source, parent)
     const createdAt = new Date(Math.floor((fields.created_at ?? new Date()).getTime() / 1000) * 1000)
     yield* catalog.create(newBackupRecord({ volume_size_bytes: source.size, ...fields, created_at: createdAt, status: "creating" }))
     yield* refuseConcurrent(fields.id, fields.volume_id, options)

@@ -6,6 +6,7 @@
  * order only, and is checked against its declared size.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
+import { read as nodeRead } from "node:fs"
 import { Chunk, Effect, Option, type Scope, Stream } from "effect"
 import { dataExtents } from "../codec/native.js"
 import type { SlotPool } from "../codec/slots.js"
@@ -30,6 +31,15 @@ export interface VolumeSource {
    * as zeros (a thin volume's holes). Absent when the source cannot tell.
    */
   readonly extents?: Effect.Effect<ReadonlyArray<Range>, VolumeError>
+  /**
+   * For an incremental backup: where the volume may differ from the parent
+   * backup's, in order (a dirty bitmap started at the parent). Bytes outside
+   * these ranges are taken to be the parent's and are not read. Absent when
+   * the source cannot tell; then every byte is read and compared.
+   */
+  readonly changes?: Effect.Effect<ReadonlyArray<Range>, VolumeError>
+  /** True when reads must come in order (a stream); otherwise several may be in flight. */
+  readonly sequential?: boolean
 }
 
 /** A regular file or block device (its size from the kernel), open for the scope. */
@@ -38,25 +48,34 @@ export const fileSource = (path: string): Effect.Effect<VolumeSource, VolumeErro
     const fs = yield* FileSystem.FileSystem
     const { size, isBlockDevice } = yield* volumeInfo(path)
     const file = yield* fs.open(path, { flag: "r" }).pipe(Effect.mapError(volumeError(path)))
-    let position = 0
+    const fd = file.fd as number
+    // Positional reads (pread), so that several may be in flight.
+    const readAt = (buffer: Uint8Array, position: number) =>
+      Effect.async<number, VolumeError>((resume) => {
+        nodeRead(fd, buffer, 0, buffer.length, position, (error, n) =>
+          resume(
+            error === null
+              ? Effect.succeed(n)
+              : Effect.fail(new VolumeError({ path, reason: `read at offset ${position} failed: ${error.message}`, cause: error, ...(error.code === undefined ? {} : { code: error.code }) }))
+          )
+        )
+      })
     const read = (offset: number, buffer: Uint8Array) =>
       Effect.gen(function* () {
-        if (offset !== position) yield* file.seek(offset, "start")
         let filled = 0
         while (filled < buffer.length) {
-          const n = Number(yield* file.read(buffer.subarray(filled)))
+          const n = yield* readAt(buffer.subarray(filled), offset + filled)
           if (n === 0) break
           filled += n
         }
-        position = offset + filled
         return filled
-      }).pipe(Effect.mapError(volumeError(path)))
+      })
     // A regular file's holes, from the file system; a device is all data.
     const extents = isBlockDevice
       ? Effect.succeed([{ start: 0, end: size }])
       : Effect.try({
           try: () => {
-            const flat = dataExtents(file.fd as number, size)
+            const flat = dataExtents(fd, size)
             const ranges: Array<Range> = []
             for (let i = 0; i + 1 < flat.length; i += 2) ranges.push({ start: flat[i]!, end: flat[i + 1]! })
             return ranges
@@ -119,7 +138,7 @@ export const streamSource = <E>(
         }
         return filled
       })
-    return { name, size, read }
+    return { name, size, read, sequential: true }
   })
 
 export interface VolumeChunk {

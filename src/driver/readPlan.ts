@@ -1,0 +1,183 @@
+/**
+ * What a backup reads of its volume. A source may say where its data is
+ * (a thin volume's holes read as zeros) and, for an incremental, where the
+ * volume may differ from the parent backup (a dirty bitmap). Each sha block
+ * is then read, known to be zeros, or known to be the parent's; only the
+ * first kind is read and hashed. The digests of the others are the zero
+ * block's or the parent's, so the documents come out as if every byte had
+ * been read.
+ */
+import { createHash } from "node:crypto"
+import { Effect, Stream } from "effect"
+import type { CodecPool } from "../codec/pool.js"
+import { hashInWorker } from "../codec/poolJobs.js"
+import type { SlotPool } from "../codec/slots.js"
+import { VolumeError } from "../domain/errors.js"
+import { DIGEST_BYTES } from "./digests.js"
+import type { Range } from "./extents.js"
+import type { VolumeSource } from "./volumeSource.js"
+
+/** How a sha block is known: read from the volume, all zeros, or unchanged since the parent. */
+export const BlockKind = { read: 0, zero: 1, parent: 2 } as const
+
+/** Where a volume's bytes have to come from; an absent list means "everywhere". */
+export interface VolumeMap {
+  /** where the volume holds data, sorted and disjoint; bytes elsewhere are zeros */
+  readonly data?: ReadonlyArray<Range>
+  /** where the volume may differ from the parent backup's, sorted and disjoint */
+  readonly changed?: ReadonlyArray<Range>
+}
+
+/** Index of the first range that ends after `position`. */
+const firstEndingAfter = (ranges: ReadonlyArray<Range>, position: number) => {
+  let low = 0
+  let high = ranges.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (ranges[mid]!.end <= position) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
+/** Gives blocks still to be read that meet no range of `ranges` the kind `kind`. */
+const markOutside = (kinds: Uint8Array, ranges: ReadonlyArray<Range>, start: number, end: number, blockSize: number, kind: number) => {
+  let i = firstEndingAfter(ranges, start)
+  for (let b = 0; b < kinds.length; b++) {
+    const blockStart = start + b * blockSize
+    const blockEnd = Math.min(end, blockStart + blockSize)
+    while (i < ranges.length && ranges[i]!.end <= blockStart) i++
+    const meets = i < ranges.length && ranges[i]!.start < blockEnd
+    if (!meets && kinds[b] === BlockKind.read) kinds[b] = kind
+  }
+}
+
+/** The kind of each sha block of [start, end): a block meeting any data (or change) is read whole. */
+export const classifyBlocks = (map: VolumeMap, start: number, end: number, blockSize: number): Uint8Array => {
+  const kinds = new Uint8Array(Math.ceil((end - start) / blockSize))
+  if (map.changed !== undefined) markOutside(kinds, map.changed, start, end, blockSize, BlockKind.parent)
+  if (map.data !== undefined) markOutside(kinds, map.data, start, end, blockSize, BlockKind.zero)
+  return kinds
+}
+
+/** Maximal runs of blocks of one kind, as block index ranges [start, end). */
+export const blockRuns = (kinds: Uint8Array, kind: number, from = 0, to = kinds.length): Array<Range> => {
+  const runs: Array<Range> = []
+  let start = -1
+  for (let b = from; b < to; b++) {
+    if (kinds[b] === kind) {
+      if (start === -1) start = b
+    } else if (start !== -1) {
+      runs.push({ start, end: b })
+      start = -1
+    }
+  }
+  if (start !== -1) runs.push({ start, end: to })
+  return runs
+}
+
+/** The bytes of a run of blocks. */
+const blockBytes = (data: Uint8Array, run: Range, blockSize: number) => data.subarray(run.start * blockSize, Math.min(data.length, run.end * blockSize))
+
+/** True when every block in [from, to) is of `kind`. */
+export const allOfKind = (kinds: Uint8Array, kind: number, from = 0, to = kinds.length) => {
+  for (let b = from; b < to; b++) if (kinds[b] !== kind) return false
+  return true
+}
+
+/** The sha256 of `length` zero bytes (a volume's last block may be short). */
+const zeroDigest = (() => {
+  const known = new Map<number, Buffer>()
+  return (length: number) => {
+    let digest = known.get(length)
+    if (digest === undefined) {
+      digest = createHash("sha256").update(Buffer.alloc(length)).digest()
+      known.set(length, digest)
+    }
+    return digest
+  }
+})()
+
+/** A slot as the backup sees it: its place, its bytes, its blocks' kinds and digests. */
+export interface ReadSlot {
+  readonly offset: number
+  /** a view of a slot of the pool; only blocks of kind `read` hold the volume's bytes */
+  readonly data: Uint8Array
+  readonly kinds: Uint8Array
+  /** 32 bytes per block, for every block */
+  readonly digests: Uint8Array
+}
+
+/** The map a backup works from: the source's extents, and its changes when this is an incremental. */
+export const volumeMapOf = (source: VolumeSource, incremental: boolean): Effect.Effect<VolumeMap, VolumeError> =>
+  Effect.gen(function* () {
+    const data = source.extents === undefined ? undefined : yield* source.extents
+    const changed = incremental && source.changes !== undefined ? yield* source.changes : undefined
+    return { ...(data === undefined ? {} : { data }), ...(changed === undefined ? {} : { changed }) }
+  })
+
+export interface ReadSlotsOptions {
+  readonly map: VolumeMap
+  readonly slots: SlotPool
+  readonly blockSize: number
+  /** the parent's sha256s, for blocks of kind `parent` */
+  readonly parentHashes: ReadonlyArray<string> | undefined
+  /** slots read at once (1 for a source read in order) */
+  readonly readConcurrency: number
+  /** slots hashed at once */
+  readonly hashConcurrency: number
+}
+
+/**
+ * The volume as slots of the pool's size, in order, each with the kinds
+ * and digests of its blocks. Reading waits while every slot is in use (the
+ * backpressure that bounds a backup's memory). The volume must hold exactly
+ * `source.size` bytes: a short read, or a byte past the end, is a VolumeError.
+ */
+export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stream.Stream<ReadSlot, VolumeError, CodecPool> => {
+  const { map, slots, blockSize, parentHashes } = options
+  const changedSize = (read: number) =>
+    new VolumeError({ path: source.name, reason: `changed size during the backup: read ${read} bytes, expected ${source.size}` })
+  const readRange = (buffer: Uint8Array, offset: number) =>
+    Effect.flatMap(source.read(offset, buffer), (n) => (n === buffer.length ? Effect.void : Effect.fail(changedSize(offset + n))))
+  const readSlot = (offset: number) =>
+    Effect.gen(function* () {
+      const slot = yield* slots.take
+      const end = Math.min(source.size, offset + slots.size)
+      const data = slot.subarray(0, end - offset)
+      const kinds = classifyBlocks(map, offset, end, blockSize)
+      const blocks = kinds.length
+      const firstBlock = offset / blockSize
+      // A block the parent's list does not reach counts as changed (as Cinder has it): it is read.
+      for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && parentHashes?.[firstBlock + b] === undefined) kinds[b] = BlockKind.read
+      const reads = blockRuns(kinds, BlockKind.read)
+      for (const run of reads) yield* readRange(blockBytes(data, run, blockSize), offset + run.start * blockSize)
+      return { offset, data, kinds, reads }
+    })
+  const hashSlot = ({ offset, data, kinds, reads }: { offset: number; data: Uint8Array; kinds: Uint8Array; reads: Array<Range> }) =>
+    Effect.gen(function* () {
+      const blocks = kinds.length
+      const firstBlock = offset / blockSize
+      if (reads.length === 1 && reads[0]!.start === 0 && reads[0]!.end === blocks) {
+        // The common case, a volume with no holes: one job for the whole slot.
+        return { offset, data, kinds, digests: yield* hashInWorker(data, blockSize) }
+      }
+      const digests = new Uint8Array(blocks * DIGEST_BYTES)
+      const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
+      reads.forEach((run, i) => digests.set(hashed[i]!, run.start * DIGEST_BYTES))
+      for (let b = 0; b < blocks; b++) {
+        if (kinds[b] === BlockKind.zero) digests.set(zeroDigest(Math.min(blockSize, data.length - b * blockSize)), b * DIGEST_BYTES)
+        else if (kinds[b] === BlockKind.parent) digests.set(Buffer.from(parentHashes![firstBlock + b]!, "hex"), b * DIGEST_BYTES)
+      }
+      return { offset, data, kinds, digests }
+    })
+  const offsets = Stream.iterate(0, (offset) => offset + slots.size).pipe(Stream.takeWhile((offset) => offset < source.size))
+  // After the last byte: the volume must not go on (a file that grew meanwhile).
+  const atEnd = Effect.flatMap(source.read(source.size, new Uint8Array(1)), (n) =>
+    n === 0 ? Effect.void : Effect.fail(new VolumeError({ path: source.name, reason: `changed size during the backup: it has more than ${source.size} bytes` }))
+  )
+  return Stream.concat(
+    offsets.pipe(Stream.mapEffect(readSlot, { concurrency: options.readConcurrency }), Stream.mapEffect(hashSlot, { concurrency: options.hashConcurrency })),
+    Stream.execute(atEnd)
+  )
+}
