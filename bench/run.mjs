@@ -33,6 +33,7 @@ import { availableParallelism, cpus, hostname, loadavg, tmpdir, totalmem } from 
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { ensureData } from "./data.mjs"
+import { SPARSE_FACTOR, thinSections, thinTargets } from "./thin.mjs"
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 const CLI = join(ROOT, "bin", "chunked-backup")
@@ -611,6 +612,7 @@ const main = async () => {
     }
 
     // ---- Cinder's PosixBackupDriver ----------------------------------------------------------
+    let cinderThin = null
     if (useCinder) {
       const volumeId = "b3c1e2d4-5f60-4a7b-8c9d-0e1f2a3b4c5d"
       const gib = Math.ceil(size / GiB)
@@ -647,6 +649,11 @@ const main = async () => {
       })
       let cinderStore
       let cinderFull
+      // A backup of another size than the bench volume's (the sparse file of bench/thin.mjs).
+      cinderThin = {
+        backup: (name, store, volumePath, compression, volumeGib) =>
+          oracle(name, { ...backupRequest(store, volumePath, compression, { ...record(null), size: volumeGib }), volume_size_gib: volumeGib })
+      }
 
       await section("cinderFullZlib", async () => {
         log("Cinder: full backup, zlib")
@@ -727,6 +734,11 @@ const main = async () => {
       })
       if (repo) rmSync(repo, { recursive: true, force: true })
     }
+
+    // ---- thin volumes and NBD ------------------------------------------------------------------
+    await thinSections({
+      M, runs, dataDir: join(work, "data"), base, size, big: manifest.big, measure, repeat, warm, cli, backupArgs, log, section, reps: o.reps, cinder: cinderThin
+    })
 
     evaluate(results, size, chunkSize, concurrency)
   } finally {
@@ -838,6 +850,14 @@ const evaluate = (results, size, chunkSize, concurrency) => {
     addObjects(`verify of ${label} objects`, "chunked-backup", M.manyVerify)
     addObjects(`verify --full of ${label} objects`, "chunked-backup", M.manyVerifyFull)
   }
+  const thinRow = (operation, tool, m, volumeBytes) =>
+    m && rows.push({ operation, tool, seconds: m.seconds, mbPerSecond: volumeBytes / m.seconds / MB, peakRssMB: m.rssBytes / MB, cpuSeconds: m.cpuSeconds, ratioToLimit: null, ratioToCinder: M.cinderThinFull && operation.includes("sparse") ? M.cinderThinFull.seconds / m.seconds : null, load1: m.runs[0].load1, othersCpuSeconds: m.othersCpuSeconds, command: m.command })
+  thinRow(`full backup, zstd, ${SPARSE_FACTOR} × sparse file (base.img's data)`, "chunked-backup", M.thinFull, size * SPARSE_FACTOR)
+  thinRow(`full backup, zstd, ${SPARSE_FACTOR} × sparse file (base.img's data)`, "cinder", M.cinderThinFull, size * SPARSE_FACTOR)
+  thinRow("full backup, zstd, through qemu-nbd (raw)", "chunked-backup", M.nbdFull, size)
+  const bigBytes = results.data?.bigBytes ?? 0
+  thinRow("incremental, 1 % changed, qcow2 through qemu-nbd", "chunked-backup --dirty-bitmap", M.nbdBitmapIncremental, bigBytes)
+  thinRow("incremental, 1 % changed, qcow2 through qemu-nbd", "chunked-backup (reads every byte)", M.nbdFullReadIncremental, bigBytes)
   results.rows = rows
 
   // targets
@@ -930,6 +950,7 @@ const evaluate = (results, size, chunkSize, concurrency) => {
     check(`verify --full of ${label} objects`, M.manyVerifyFull, M.manySmallVerifyFull)
     if (M.manyBackup) info(`backup of ${label} objects (4 KiB, zstd)`, `${M.manyBackup.seconds.toFixed(1)} s, ${(M.manyBackup.rssBytes / MB).toFixed(0)} MB`, perObject(M.manyBackup, M.manySmallBackup) + (M.manyBackup.cached ? `; measured ${M.manyBackup.measuredAt.slice(0, 16).replace("T", " ")} (cached)` : ""))
   }
+  thinTargets(M, { size, target, na, times })
   results.targets = T
 }
 

@@ -111,7 +111,9 @@ const backupCommand = Command.make(
   "backup",
   {
     // Not Args.file: it accepts regular files only, and a block device is a volume too.
-    volume: Args.text({ name: "volume" }).pipe(Args.withDescription("image file or block device to back up, or - for standard input (with --size and --volume-id)")),
+    volume: Args.text({ name: "volume" }).pipe(
+      Args.withDescription("image file or block device to back up, an NBD URI (nbd://host[:port]/export, nbd+unix:///export?socket=PATH), or - for standard input (with --size and --volume-id)")
+    ),
     volumeId: Options.text("volume-id").pipe(Options.withDescription("volume UUID (default: derived from the volume's path)"), Options.optional),
     size: Options.integer("size").pipe(Options.withDescription("with -: the volume's size in bytes; the bytes read must match it"), Options.optional),
     backupId: Options.text("backup-id").pipe(Options.withDescription("backup UUID (default: a new one)"), Options.optional),
@@ -123,12 +125,19 @@ const backupCommand = Command.make(
     chunkSize: Options.integer("chunk-size").pipe(Options.withDescription("bytes per object; default 52428800 (50 MiB, Cinder's Swift and S3 default)"), Options.withDefault(52428800)),
     shaBlockSize: Options.integer("sha-block-size").pipe(Options.withDescription("change-tracking block size; default 32768"), Options.withDefault(32768)),
     container: Options.text("container").pipe(Options.withDescription("container (default: the store's)"), Options.optional),
-    concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects in flight (default: the store's)"), Options.optional)
+    concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects in flight (default: the store's)"), Options.optional),
+    dirtyBitmap: Options.text("dirty-bitmap").pipe(
+      Options.withDescription("with an NBD URI and --incremental/--parent: read only what this qemu dirty bitmap (started at the parent backup) marks as changed"),
+      Options.optional
+    )
   },
   (args) =>
     withCodecServices((options) =>
       Effect.gen(function* () {
-        const { volume, volumeId } = yield* volumeArgument(args.volume, args.size, args.volumeId)
+        if (Option.isSome(args.dirtyBitmap) && !args.incremental && Option.isNone(args.parent)) {
+          return yield* new InvalidRequest({ reason: "--dirty-bitmap is for an incremental backup (--incremental or --parent): a full backup reads every byte" })
+        }
+        const { volume, volumeId } = yield* volumeArgument(args.volume, args.size, args.volumeId, args.dirtyBitmap)
         if (args.incremental && Option.isSome(args.parent)) {
           return yield* new InvalidRequest({ reason: "use either --incremental or --parent, not both" })
         }
@@ -162,7 +171,7 @@ const backupCommand = Command.make(
       }).pipe(Effect.scoped),
       { create: true }
     )
-).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "ssh host cat /dev/vdb | chunked-backup backup - --size 10737418240 --volume-id 5d1c3a2e-0b5f-4f6e-9d3c-2a1b0c9d8e7f", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
+).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "ssh host cat /dev/vdb | chunked-backup backup - --size 10737418240 --volume-id 5d1c3a2e-0b5f-4f6e-9d3c-2a1b0c9d8e7f", "chunked-backup backup 'nbd+unix:///vda?socket=/run/vm1.sock' --incremental --dirty-bitmap nightly", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
 
 const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 

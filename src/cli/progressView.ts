@@ -55,7 +55,8 @@ export const summaryOf = (event: ProgressEvent) => {
     seconds: Math.round(event.seconds * 1000) / 1000,
     bytesPerSecond: Math.round(rate),
     ...(event.bytesChanged === undefined ? {} : { bytesChanged: event.bytesChanged }),
-    ...(event.bytesStored === undefined ? {} : { bytesStored: event.bytesStored })
+    ...(event.bytesStored === undefined ? {} : { bytesStored: event.bytesStored }),
+    ...(event.bytesRead === undefined ? {} : { bytesRead: event.bytesRead })
   }
   const verb = { backup: "read", restore: "restored", verify: "checked" }[event.operation]
   const stored =
@@ -63,7 +64,7 @@ export const summaryOf = (event: ProgressEvent) => {
       ? ""
       : `, changed ${formatBytes(event.bytesChanged ?? 0)}, stored ${formatBytes(event.bytesStored)} (after compression) in`
   const line =
-    `${event.operation}: ${verb} ${formatBytes(event.bytesTotal)}${stored === "" ? "," : stored} ${event.objects} object${event.objects === 1 ? "" : "s"}, ` +
+    `${event.operation}: ${verb} ${event.bytesRead !== undefined && event.bytesRead < event.bytesTotal ? `${formatBytes(event.bytesRead)} of ` : ""}${formatBytes(event.bytesTotal)}${stored === "" ? "," : stored} ${event.objects} object${event.objects === 1 ? "" : "s"}, ` +
     `${event.seconds.toFixed(1)} s (${formatBytes(rate)}/s)`
   return { fields, line }
 }

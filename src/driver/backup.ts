@@ -226,7 +226,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
           }
           return { pieces, zeros, written }
         }
-        const objects = yield* readSlots(source, { map, slots, blockSize: shaBlockSize, parentHashes, readConcurrency: source.sequential === true ? 1 : 2, hashConcurrency: pool.size }).pipe(
+        const objects = yield* readSlots(source, { map, slots, blockSize: shaBlockSize, parentHashes, readConcurrency: source.sequential === true ? 1 : 2, hashConcurrency: pool.size, onRead: progress.read }).pipe(
           Stream.map((slot) => {
             const { pieces, zeros, written } = piecesOf(slot)
             // Numbered here, in volume order, whatever finishes first below.

@@ -21,6 +21,8 @@ export interface ProgressEvent {
   readonly bytesChanged?: number
   /** backup: bytes stored, after compression */
   readonly bytesStored?: number
+  /** backup: bytes read from the volume (less than bytesDone where holes or, with a dirty bitmap, unchanged blocks were not read) */
+  readonly bytesRead?: number
 }
 
 /** How an operation reports progress: a callback, and Cinder's every-N-objects and timer rhythm. */
@@ -51,6 +53,7 @@ export const makeProgress = (
     let objects = 0
     let bytesChanged = 0
     let bytesStored = 0
+    let bytesRead = 0
     const started = Date.now()
     // The codec jobs this operation's fibers (forked from here on) start count in `inFlight`.
     const inFlight = new WorkInFlight()
@@ -68,7 +71,7 @@ export const makeProgress = (
         percent: done || bytesTotal === 0 ? 100 : Math.min(100, (100 * shown) / bytesTotal),
         done,
         seconds: (Date.now() - started) / 1000,
-        ...(operation === "backup" ? { bytesChanged, bytesStored } : {})
+        ...(operation === "backup" ? { bytesChanged, bytesStored, bytesRead } : {})
       }
     }
     // Events go out one at a time, and none after the final one: the timer may
@@ -106,6 +109,11 @@ export const makeProgress = (
         Effect.sync(() => {
           bytesChanged += changed
           bytesStored += stored
+        }),
+      /** Counts bytes a backup read from its volume. */
+      read: (bytes: number) =>
+        Effect.sync(() => {
+          bytesRead += bytes
         }),
       finish: report(true)
     }

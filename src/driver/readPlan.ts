@@ -126,6 +126,8 @@ export interface ReadSlotsOptions {
   readonly readConcurrency: number
   /** slots hashed at once */
   readonly hashConcurrency: number
+  /** told the bytes of each read */
+  readonly onRead?: (bytes: number) => Effect.Effect<void>
 }
 
 /**
@@ -139,7 +141,9 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
   const changedSize = (read: number) =>
     new VolumeError({ path: source.name, reason: `changed size during the backup: read ${read} bytes, expected ${source.size}` })
   const readRange = (buffer: Uint8Array, offset: number) =>
-    Effect.flatMap(source.read(offset, buffer), (n) => (n === buffer.length ? Effect.void : Effect.fail(changedSize(offset + n))))
+    Effect.flatMap(source.read(offset, buffer), (n) =>
+      n === buffer.length ? (options.onRead?.(n) ?? Effect.void) : Effect.fail(changedSize(offset + n))
+    )
   const readSlot = (offset: number) =>
     Effect.gen(function* () {
       const slot = yield* slots.take
