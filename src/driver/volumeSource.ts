@@ -9,7 +9,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { read as nodeRead } from "node:fs"
 import { Chunk, Effect, Option, type Scope, Stream } from "effect"
 import { dataExtents } from "../codec/native.js"
-import type { SlotPool } from "../codec/slots.js"
 import { VolumeError } from "../domain/errors.js"
 import type { Range } from "./extents.js"
 import { volumeError, volumeInfo } from "./volume.js"
@@ -140,27 +139,3 @@ export const streamSource = <E>(
       })
     return { name, size, read, sequential: true }
   })
-
-export interface VolumeChunk {
-  readonly offset: number
-  /** a view of a slot of the pool the stream was given; hand the slot back when done */
-  readonly data: Uint8Array
-}
-
-/**
- * The volume as a stream of chunks of the slots' size (the last may be
- * short), each read into a slot taken from `slots`: reading waits while every
- * slot is in use, which is the backpressure that bounds a backup's memory.
- */
-export const readChunks = (source: VolumeSource, slots: SlotPool): Stream.Stream<VolumeChunk, VolumeError> =>
-  Stream.unfoldEffect(0, (offset) =>
-    Effect.gen(function* () {
-      const slot = yield* slots.take
-      const n = yield* source.read(offset, slot)
-      if (n === 0) {
-        yield* slots.give(slot)
-        return Option.none()
-      }
-      return Option.some([{ offset, data: slot.subarray(0, n) }, offset + n] as const)
-    })
-  )

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
-import { backup, BackupCatalog, fileSource, ObjectStore, restore, streamSource } from "../../src/index.js"
+import { backup, BackupCatalog, fileSource, ObjectStore, restore, streamSource, type VolumeSource } from "../../src/index.js"
 import { memoryServices, patternedVolume, withTempDir, writeVolume } from "../support/layers.js"
 
 /** The bytes as a stream of uneven pieces, as a pipe delivers them. */
@@ -79,6 +79,25 @@ describe("backup from a stream", () => {
         expect(yield* source.read(99_500, buffer)).toBe(500)
         expect(yield* source.read(0, buffer)).toBe(1000)
         expect(Buffer.from(buffer).equals(Buffer.from(bytes.subarray(0, 1000)))).toBe(true)
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.scoped("a file that shrinks or grows while it is backed up: VolumeError, nothing claimed or left", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const path = join(dir, "v.img")
+        yield* writeVolume(path, patternedVolume(600_000, 7))
+        const source = yield* fileSource(path)
+        // The file changes size after its size went into the record.
+        const resized = (size: number): VolumeSource => ({ ...source, size })
+        const grew = yield* Effect.flip(backup({ id: "g", volume_id: "v" }, resized(500_000), options))
+        expect(grew.message).toBe(`volume ${path}: changed size during the backup: it has more than 500000 bytes`)
+        const shrank = yield* Effect.flip(backup({ id: "s", volume_id: "v" }, resized(700_000), options))
+        expect(shrank.message).toBe(`volume ${path}: changed size during the backup: read 600000 bytes, expected 700000`)
+        const catalog = yield* BackupCatalog
+        expect((yield* catalog.list({})).map((r) => r.status)).toEqual(["error", "error"])
+        expect(yield* (yield* ObjectStore).list("volumebackups", "")).toEqual([])
       })
     ).pipe(Effect.provide(memoryServices()))
   )
