@@ -69,7 +69,8 @@ const writeChanges = (image, size) => {
   const commands = []
   const count = Math.round((size * 0.01) / MiB)
   for (let i = 0; i < count; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
+    // Math.imul: a plain product passes 2^53 and the sequence degenerates (to 23 distinct offsets).
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0
     const offset = (x % (size / MiB)) * MiB
     commands.push("-c", `write -P 0x${(0x10 + (i % 200)).toString(16)} ${offset} 1M`)
   }

@@ -10,7 +10,7 @@
  * record `available`. Any failure or interruption deletes what was written.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject, prepareObjects } from "../codec/codec.js"
 import { CodecPool } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
@@ -78,7 +78,8 @@ const changedRuns = (
   const blocks = Math.ceil(chunk.data.length / blockSize)
   for (let i = 0; i < blocks; i++) {
     // Compared as hex, as Cinder does; blocks past the parent's end count as changed.
-    const changed = digests.hexAt(firstIndex + i) !== parentHashes[firstIndex + i]
+    // A block the source says is the parent's (a dirty bitmap's clean block) is unchanged.
+    const changed = !digests.inherits(firstIndex + i) && digests.hexAt(firstIndex + i) !== parentHashes[firstIndex + i]
     if (changed && start === -1) start = i * blockSize
     if (!changed && start !== -1) close(i * blockSize)
   }
@@ -172,7 +173,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         const chunksPerSlot = Math.max(1, Math.floor(SLOT_BYTES / chunkSize))
         const slotSize = Math.min(chunksPerSlot * chunkSize, record.volume_size_bytes)
         const blocksPerChunk = chunkSize / shaBlockSize
-        const digests = makeDigestList(Math.ceil(slotSize / shaBlockSize))
+        const digests = makeDigestList(Math.ceil(slotSize / shaBlockSize), parentHashes)
         let objectIndex = 0
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A slot holds its chunks from being read until their objects are stored:
@@ -203,9 +204,9 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         // piece that is all hole is the zero object, compressed once per length.
         const map = yield* volumeMapOf(source, parentHashes !== undefined)
         const zeroObject = yield* Effect.cachedFunction((length: number) => prepareObject(compression, new Uint8Array(length)))
-        const piecesOf = ({ offset, data, kinds, digests: slotDigests }: ReadSlot) => {
+        const piecesOf = ({ offset, data, kinds, digests: slotDigests, pooled }: ReadSlot) => {
           const first = digests.count()
-          digests.push(slotDigests)
+          digests.push(slotDigests, kinds.indexOf(BlockKind.parent) !== -1 ? kinds.map((kind) => (kind === BlockKind.parent ? 1 : 0)) : undefined)
           const pieces: Array<Piece> = []
           for (let j = 0; j * chunkSize < data.length; j++) {
             const chunk = { offset: offset + j * chunkSize, data: data.subarray(j * chunkSize, (j + 1) * chunkSize) }
@@ -221,7 +222,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
             else {
               written.push(piece)
               // Its holes were not read: the slot holds old bytes there.
-              for (const run of blockRuns(kinds, BlockKind.zero, from, to)) data.fill(0, run.start * shaBlockSize, Math.min(data.length, run.end * shaBlockSize))
+              if (pooled) for (const run of blockRuns(kinds, BlockKind.zero, from, to)) data.fill(0, run.start * shaBlockSize, Math.min(data.length, run.end * shaBlockSize))
             }
           }
           return { pieces, zeros, written }
@@ -251,14 +252,19 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
                 Effect.map(([entries, zeroEntries]) =>
                   zeroEntries.length === 0 ? entries.flat() : [...entries.flat(), ...zeroEntries.flat()].sort((a, b) => offsetOf(a) - offsetOf(b))
                 ),
-                Effect.zipLeft(slots.give(slot.data)),
-                Effect.tap(() => progress.advance(unchanged, 0))
+                Effect.zipLeft(slot.pooled ? slots.give(slot.data) : Effect.void),
+                Effect.tap(() => progress.advance(unchanged, 0)),
+                Effect.map((entries) => ({ offset: slot.offset, entries }))
               ),
-            { concurrency }
+            // Unordered: a slot of data being compressed does not hold back the
+            // slots after it (a thin volume's holes, a bitmap's clean stretches).
+            { concurrency, unordered: true }
           ),
-          Stream.runFold([] as Array<BackupMetadata["objects"][number]>, (all, entries) => {
-            // A loop, not push(...entries): a slot can have more objects than a call takes arguments.
-            for (const entry of entries) all.push(entry)
+          Stream.runCollect,
+          Effect.map((slotsDone) => {
+            const all: Array<BackupMetadata["objects"][number]> = []
+            // Entries in volume order, as Cinder lists them; a loop, not push(...entries): a slot can have more objects than a call takes arguments.
+            for (const { entries } of Chunk.toArray(slotsDone).sort((a, b) => a.offset - b.offset)) for (const entry of entries) all.push(entry)
             return all
           })
         )

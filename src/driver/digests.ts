@@ -7,26 +7,40 @@ export const DIGEST_BYTES = 32
 
 export interface DigestList {
   readonly count: () => number
-  /** Appends a chunk's digests (a multiple of 32 bytes). */
-  readonly push: (digests: Uint8Array) => void
+  /**
+   * Appends a chunk's digests (a multiple of 32 bytes). Blocks marked in
+   * `inherited` (one byte per block, non-zero) are the parent's: their
+   * digests are the parent's hex, kept as it is (no bytes for them).
+   */
+  readonly push: (digests: Uint8Array, inherited?: Uint8Array) => void
   /** The hex digest of block `index`, as the sha256 file lists it. */
   readonly hexAt: (index: number) => string
+  /** True when block `index` is the parent's (it was not read). */
+  readonly inherits: (index: number) => boolean
 }
 
-/** Parts of `blocksPerChunk` digests each, but for the last chunk's. */
-export const makeDigestList = (blocksPerChunk: number): DigestList => {
+/** Parts of `blocksPerChunk` digests each, but for the last chunk's; `parentHashes` for inherited blocks. */
+export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArray<string> = []): DigestList => {
   const parts: Array<Buffer> = []
+  const inheritedParts: Array<Uint8Array | undefined> = []
   let count = 0
+  const inherits = (index: number) => {
+    const part = Math.floor(index / blocksPerChunk)
+    return inheritedParts[part]?.[index - part * blocksPerChunk] ? true : false
+  }
   return {
     count: () => count,
-    push: (digests) => {
+    push: (digests, inherited) => {
       parts.push(Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength))
+      inheritedParts.push(inherited)
       count += digests.byteLength / DIGEST_BYTES
     },
     hexAt: (index) => {
+      if (inherits(index)) return parentHashes[index]!
       const part = Math.floor(index / blocksPerChunk)
       const offset = (index - part * blocksPerChunk) * DIGEST_BYTES
       return parts[part]!.toString("hex", offset, offset + DIGEST_BYTES)
-    }
+    },
+    inherits
   }
 }

@@ -104,8 +104,15 @@ export interface ReadSlot {
   /** a view of a slot of the pool; only blocks of kind `read` hold the volume's bytes */
   readonly data: Uint8Array
   readonly kinds: Uint8Array
-  /** 32 bytes per block, for every block */
+  /** 32 bytes per block; a block of kind `parent` has none (its digest is the parent's hex) */
   readonly digests: Uint8Array
+  /**
+   * True when `data` is a slot of the pool, to be handed back. A slot with
+   * nothing to read (all hole, or all the parent's) takes none: its `data`
+   * is a view of zeros that nothing writes, so such stretches flow past the
+   * slots held by data, and the codec workers stay busy.
+   */
+  readonly pooled: boolean
 }
 
 /** The map a backup works from: the source's extents, and its changes when this is an incremental. */
@@ -144,36 +151,36 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
     Effect.flatMap(source.read(offset, buffer), (n) =>
       n === buffer.length ? (options.onRead?.(n) ?? Effect.void) : Effect.fail(changedSize(offset + n))
     )
+  let zeros: Uint8Array | undefined
   const readSlot = (offset: number) =>
     Effect.gen(function* () {
-      const slot = yield* slots.take
       const end = Math.min(source.size, offset + slots.size)
-      const data = slot.subarray(0, end - offset)
       const kinds = classifyBlocks(map, offset, end, blockSize)
       const blocks = kinds.length
       const firstBlock = offset / blockSize
       // A block the parent's list does not reach counts as changed (as Cinder has it): it is read.
       for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && parentHashes?.[firstBlock + b] === undefined) kinds[b] = BlockKind.read
       const reads = blockRuns(kinds, BlockKind.read)
+      const pooled = reads.length > 0
+      zeros ??= pooled ? undefined : new Uint8Array(slots.size)
+      const data = pooled ? (yield* slots.take).subarray(0, end - offset) : zeros!.subarray(0, end - offset)
       for (const run of reads) yield* readRange(blockBytes(data, run, blockSize), offset + run.start * blockSize)
-      return { offset, data, kinds, reads }
+      return { offset, data, kinds, reads, pooled }
     })
-  const hashSlot = ({ offset, data, kinds, reads }: { offset: number; data: Uint8Array; kinds: Uint8Array; reads: Array<Range> }) =>
+  const hashSlot = ({ offset, data, kinds, reads, pooled }: { offset: number; data: Uint8Array; kinds: Uint8Array; reads: Array<Range>; pooled: boolean }) =>
     Effect.gen(function* () {
       const blocks = kinds.length
-      const firstBlock = offset / blockSize
       if (reads.length === 1 && reads[0]!.start === 0 && reads[0]!.end === blocks) {
         // The common case, a volume with no holes: one job for the whole slot.
-        return { offset, data, kinds, digests: yield* hashInWorker(data, blockSize) }
+        return { offset, data, kinds, pooled, digests: yield* hashInWorker(data, blockSize) }
       }
       const digests = new Uint8Array(blocks * DIGEST_BYTES)
       const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
       reads.forEach((run, i) => digests.set(hashed[i]!, run.start * DIGEST_BYTES))
       for (let b = 0; b < blocks; b++) {
         if (kinds[b] === BlockKind.zero) digests.set(zeroDigest(Math.min(blockSize, data.length - b * blockSize)), b * DIGEST_BYTES)
-        else if (kinds[b] === BlockKind.parent) digests.set(Buffer.from(parentHashes![firstBlock + b]!, "hex"), b * DIGEST_BYTES)
       }
-      return { offset, data, kinds, digests }
+      return { offset, data, kinds, pooled, digests }
     })
   const offsets = Stream.iterate(0, (offset) => offset + slots.size).pipe(Stream.takeWhile((offset) => offset < source.size))
   // After the last byte: the volume must not go on (a file that grew meanwhile).

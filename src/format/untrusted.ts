@@ -9,6 +9,13 @@ export const MAX_DOCUMENT_DEPTH = 32
 
 /** Whether arrays and objects in the JSON `text` nest deeper than `limit` (a linear scan that skips strings). */
 export const nestsDeeperThan = (text: string, limit: number): boolean => {
+  // Fewer openings than the limit cannot nest deeper: counted with native indexOf,
+  // this settles a large flat document (a sha256 file's list) without the scan.
+  let openings = 0
+  for (const opening of ["[", "{"]) {
+    for (let at = text.indexOf(opening); at !== -1 && openings <= limit; at = text.indexOf(opening, at + 1)) openings++
+  }
+  if (openings <= limit) return false
   let depth = 0
   let inString = false
   for (let i = 0; i < text.length; i++) {
