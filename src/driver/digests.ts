@@ -24,6 +24,8 @@ export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArr
   const parts: Array<Buffer> = []
   const inheritedParts: Array<Uint8Array | undefined> = []
   let count = 0
+  let hexPart = -1
+  let partHex = ""
   const inherits = (index: number) => {
     const part = Math.floor(index / blocksPerChunk)
     return inheritedParts[part]?.[index - part * blocksPerChunk] ? true : false
@@ -38,8 +40,13 @@ export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArr
     hexAt: (index) => {
       if (inherits(index)) return parentHashes[index]!
       const part = Math.floor(index / blocksPerChunk)
-      const offset = (index - part * blocksPerChunk) * DIGEST_BYTES
-      return parts[part]!.toString("hex", offset, offset + DIGEST_BYTES)
+      const offset = (index - part * blocksPerChunk) * DIGEST_BYTES * 2
+      // Read in order (comparisons, the sha256 file): one hex conversion per part, then slices of it.
+      if (part !== hexPart) {
+        hexPart = part
+        partHex = parts[part]!.toString("hex")
+      }
+      return partHex.slice(offset, offset + DIGEST_BYTES * 2)
     },
     inherits
   }

@@ -152,6 +152,16 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
       n === buffer.length ? (options.onRead?.(n) ?? Effect.void) : Effect.fail(changedSize(offset + n))
     )
   let zeros: Uint8Array | undefined
+  // The digests of a run of zero blocks: a slot's worth of the zero block's digest, made once.
+  let zeroRun: Uint8Array | undefined
+  const zeroDigests = (count: number) => {
+    if (zeroRun === undefined) {
+      zeroRun = new Uint8Array(Math.ceil(slots.size / blockSize) * DIGEST_BYTES)
+      const digest = zeroDigest(blockSize)
+      for (let at = 0; at < zeroRun.length; at += DIGEST_BYTES) zeroRun.set(digest, at)
+    }
+    return zeroRun.subarray(0, count * DIGEST_BYTES)
+  }
   const readSlot = (offset: number) =>
     Effect.gen(function* () {
       const end = Math.min(source.size, offset + slots.size)
@@ -177,8 +187,11 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
       const digests = new Uint8Array(blocks * DIGEST_BYTES)
       const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
       reads.forEach((run, i) => digests.set(hashed[i]!, run.start * DIGEST_BYTES))
-      for (let b = 0; b < blocks; b++) {
-        if (kinds[b] === BlockKind.zero) digests.set(zeroDigest(Math.min(blockSize, data.length - b * blockSize)), b * DIGEST_BYTES)
+      for (const run of blockRuns(kinds, BlockKind.zero)) {
+        digests.set(zeroDigests(run.end - run.start), run.start * DIGEST_BYTES)
+        // The volume's last block may be short: its own digest.
+        const last = data.length - (run.end - 1) * blockSize
+        if (last < blockSize) digests.set(zeroDigest(last), (run.end - 1) * DIGEST_BYTES)
       }
       return { offset, data, kinds, pooled, digests }
     })
