@@ -52,6 +52,12 @@ type Damage = typeof damage extends fc.Arbitrary<infer D> ? D : never
 const utf8 = new TextEncoder()
 const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex")
 
+const isEntry = (o: unknown): o is Json => {
+  if (o === null || typeof o !== "object" || Array.isArray(o)) return false
+  const values = Object.values(o)
+  return values.length === 1 && values[0] !== null && typeof values[0] === "object" && !Array.isArray(values[0])
+}
+
 const applyDamage = (id: string, d: Damage) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
@@ -63,12 +69,15 @@ const applyDamage = (id: string, d: Damage) =>
     const text = new TextDecoder().decode(yield* store.get(container, metadataName))
     const metadata = JSON.parse(text) as Json
     const objects = metadata.objects as Array<Json>
-    const at = (n: number) => n % objects.length
+    // An earlier damage may have nested arrays into the list: only entries
+    // of the form { name: { offset, length, ... } } are edited.
+    const editable = objects.flatMap((o, i) => (isEntry(o) ? [i] : []))
+    const at = (n: number) => editable[n % editable.length]!
     const entryOf = (n: number) => Object.values(objects[at(n)]!)[0] as Json
     const nameOf = (n: number) => Object.keys(objects[at(n)]!)[0]!
     const save = () => store.put(container, metadataName, utf8.encode(JSON.stringify(metadata)))
     // An earlier damage may have emptied the list; what edits an entry then has none to edit.
-    if (objects.length === 0 && ["offset", "length", "shift", "swapOffsets", "duplicate", "drop", "forge"].includes(d.kind)) return
+    if (editable.length === 0 && ["offset", "length", "shift", "swapOffsets", "duplicate", "drop", "forge"].includes(d.kind)) return
     switch (d.kind) {
       case "offset":
         entryOf(d.which).offset = d.value
@@ -202,8 +211,20 @@ describe("damaged documents", () => {
   it.effect.prop("memory store: no restore succeeds with wrong bytes, nothing dies", arbitraries, property(() => memoryServices()), {
     fastCheck: {
       numRuns: 300,
-      // Found by CI: a forge after a length damaged to 2^53.
-      examples: [[1, [{ at: 0, length: 1 }], [{ target: "full", damage: { kind: "length", which: 0, value: 2 ** 53 } }, { target: "full", damage: { kind: "forge", which: 0, resize: 0 } }]]]
+      examples: [
+        // Found by CI: a forge after a length damaged to 2^53.
+        [1, [{ at: 0, length: 1 }], [{ target: "full", damage: { kind: "length", which: 0, value: 2 ** 53 } }, { target: "full", damage: { kind: "forge", which: 0, resize: 0 } }]],
+        // Found by CI: an edit after an array was nested into the list and moved to its end.
+        [
+          1,
+          [{ at: 0, length: 1 }],
+          [
+            { target: "inc", damage: { kind: "nest", depth: 1, where: "objects" } },
+            { target: "inc", damage: { kind: "reverse" } },
+            { target: "inc", damage: { kind: "length", which: 1403740425, value: 0 } }
+          ]
+        ]
+      ]
     }
   })
   it.effect.prop(

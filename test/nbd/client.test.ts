@@ -254,6 +254,11 @@ describe("failures", () => {
       expect(Date.now() - started).toBeLessThan(1000)
       expect(error.reason).toMatch(/^the server closed the connection during a read at offset (1048576|5242880)$/)
       expect(yield* reasonOf(connection.read(0, new Uint8Array(1)))).toBe("the server has closed the connection")
+      // Until the kernel has torn the process down, its listening socket may
+      // still take a connection and reset it: reconnect once it has exited.
+      if (slow.child.exitCode === null && slow.child.signalCode === null) {
+        yield* Effect.async<void>((resume) => void slow.child.once("exit", () => resume(Effect.void)))
+      }
       expect(yield* reasonOf(connect(slow.uri))).toBe("connection refused (ECONNREFUSED)")
     })
   )
