@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { connect, NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO, type NbdConnection } from "../../src/nbd/client.js"
+import { listeningOn } from "../support/nbdServers.js"
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -26,7 +27,7 @@ const serve = async (command: string, args: ReadonlyArray<string>, socket: strin
   children.push(child)
   let stderr = ""
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-  for (let waited = 0; !existsSync(socket); waited += 10) {
+  for (let waited = 0; !listeningOn(socket); waited += 10) {
     if (child.exitCode !== null || waited > 10_000) throw new Error(`${command} ${args.join(" ")} did not start: ${stderr}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }

@@ -5,7 +5,7 @@
  * dirty bitmap records).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
-import { existsSync, rmSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 import { Effect } from "effect"
 
 /** True when qemu-nbd and nbdkit are installed (CI installs them). */
@@ -33,6 +33,18 @@ export interface NbdServer {
   readonly kill: () => void
 }
 
+/**
+ * True once a socket at `path` is listening. Its file appears at bind(),
+ * before listen(): a client connecting in between is refused, so waiting
+ * for the file alone races the server. Linux lists listening Unix sockets
+ * in /proc/net/unix with the __SO_ACCEPTCON flag (0x10000).
+ */
+export const listeningOn = (path: string) =>
+  readFileSync("/proc/net/unix", "utf8").split("\n").some((line) => {
+    const fields = line.trim().split(/\s+/)
+    return fields[7] === path && (parseInt(fields[3] ?? "0", 16) & 0x10000) !== 0
+  })
+
 /** Servers still running: killed when the test process exits, should a timed-out test skip its finalizer (qemu-nbd has no exit-with-parent). */
 const running = new Set<ChildProcess>()
 process.once("exit", () => {
@@ -49,8 +61,8 @@ const serve = (command: string, args: ReadonlyArray<string>, socket: string, exp
       child.once("exit", () => running.delete(child))
       let stderr = ""
       child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d))
-      for (let i = 0; i < 200 && !existsSync(socket) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25))
-      if (!existsSync(socket)) throw new Error(`${command} did not start: ${stderr}`)
+      for (let i = 0; i < 400 && !listeningOn(socket) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25))
+      if (!listeningOn(socket)) throw new Error(`${command} did not start listening on ${socket}: ${stderr}`)
       const server: NbdServer = {
         uri: `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`,
         socket,
