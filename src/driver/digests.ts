@@ -15,9 +15,19 @@ export interface DigestList {
   readonly push: (digests: Uint8Array, inherited?: Uint8Array) => void
   /** The hex digest of block `index`, as the sha256 file lists it. */
   readonly hexAt: (index: number) => string
+  /** Writes the hex digest of block `index` (64 ASCII bytes) at `out[at]`, making no string. */
+  readonly writeHexAt: (index: number, out: Buffer, at: number) => void
   /** True when block `index` is the parent's (it was not read). */
   readonly inherits: (index: number) => boolean
 }
+
+/** Each byte's two hex digits as ASCII, low byte first (the first digit). */
+const HEX_PAIRS = (() => {
+  const pairs = new Uint16Array(256)
+  const digits = "0123456789abcdef"
+  for (let b = 0; b < 256; b++) pairs[b] = digits.charCodeAt(b >> 4) | (digits.charCodeAt(b & 15) << 8)
+  return pairs
+})()
 
 /** Parts of `blocksPerChunk` digests each, but for the last chunk's; `parentHashes` for inherited blocks. */
 export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArray<string> = []): DigestList => {
@@ -47,6 +57,20 @@ export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArr
         partHex = parts[part]!.toString("hex")
       }
       return partHex.slice(offset, offset + DIGEST_BYTES * 2)
+    },
+    writeHexAt: (index, out, at) => {
+      if (inherits(index)) {
+        out.write(parentHashes[index]!, at, "latin1")
+        return
+      }
+      const part = Math.floor(index / blocksPerChunk)
+      const bytes = parts[part]!
+      let from = (index - part * blocksPerChunk) * DIGEST_BYTES
+      for (const end = from + DIGEST_BYTES; from < end; from++) {
+        const pair = HEX_PAIRS[bytes[from]!]!
+        out[at++] = pair & 0xff
+        out[at++] = pair >> 8
+      }
     },
     inherits
   }

@@ -29,11 +29,15 @@ export const encodeSha256File = (
   header: Omit<Sha256File, "sha256s">,
   count: number,
   hexAt: (index: number) => string,
-  /** every digest is known to be 64 lower-case hex digits (a backup's own list): the checking pass is skipped */
-  known = false
+  /**
+   * Writes digest `index` as its 64 lower-case hex digits at `out[at]`: given
+   * for a backup's own list, whose digests are known to be hex, so the
+   * checking pass is skipped and no string is made per digest
+   */
+  writeHexAt?: (index: number, out: Buffer, at: number) => void
 ): Uint8Array => {
   let itemsBytes = count * 72 - 1 // items are '\n    "' + hex + '"', joined by ","
-  if (!known) {
+  if (writeHexAt === undefined) {
     itemsBytes = -1
     for (let i = 0; i < count; i++) {
       const hex = hexAt(i)
@@ -50,8 +54,18 @@ export const encodeSha256File = (
   const out = Buffer.allocUnsafe(head.length + itemsBytes + 3 + tail.length)
   let pos = out.write(head, 0, "latin1")
   for (let i = 0; i < count; i++) {
-    pos += out.write(i === 0 ? '\n    "' : ',\n    "', pos, "latin1")
-    pos += out.write(hexAt(i), pos, "latin1")
+    if (i > 0) out[pos++] = 0x2c // ,
+    out[pos++] = 0x0a // \n
+    out[pos++] = 0x20
+    out[pos++] = 0x20
+    out[pos++] = 0x20
+    out[pos++] = 0x20
+    out[pos++] = 0x22 // "
+    if (writeHexAt === undefined) pos += out.write(hexAt(i), pos, "latin1")
+    else {
+      writeHexAt(i, out, pos)
+      pos += 64
+    }
     out[pos++] = 0x22
   }
   pos += out.write("\n  ", pos, "latin1")

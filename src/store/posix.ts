@@ -13,7 +13,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Exit, Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import { constants, realpathSync, type Stats } from "node:fs"
-import { open, rmdir } from "node:fs/promises"
+import { open, realpath, rmdir } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
 import { make, ObjectStore, utcStamp } from "./ObjectStore.js"
@@ -48,9 +48,9 @@ const TRANSIENT_ERRNOS = ["EBUSY", "ETIMEDOUT", "EAGAIN", "EWOULDBLOCK"]
 
 /** `classify` for node:fs's own errors (the reads that bypass FileSystem). */
 const classifyErrno =
-  (operation: string, container: string, object: string) =>
+  (operation: string, container: string, object?: string) =>
   (error: NodeJS.ErrnoException): StoreError | StoreUnavailable => {
-    const fields = { operation, container, object, reason: error.message }
+    const fields = { operation, container, reason: error.message, ...(object === undefined ? {} : { object }) }
     return TRANSIENT_ERRNOS.includes(error.code ?? "") ? new StoreUnavailable(fields) : new StoreError(fields)
   }
 
@@ -99,12 +99,16 @@ export const makePosix = (options: PosixStoreOptions) =>
     const dirOf = (container: string) => join(options.root, container)
     const pathOf = (container: string, object: string) => join(options.root, container, object)
 
-    /** The resolved path, or undefined when nothing is there. */
+    /**
+     * The resolved path, or undefined when nothing is there. node:fs's
+     * promise realpath is libuv's realpath(3): FileSystem.realPath is the JS
+     * one, an lstat per component, which cost a backup of many objects
+     * more than their writes.
+     */
     const realPathIfAny = (operation: string, container: string) => (path: string) =>
-      fs.realPath(path).pipe(
+      Effect.tryPromise({ try: () => realpath(path), catch: (error) => error as NodeJS.ErrnoException }).pipe(
         Effect.map((real): string | undefined => real),
-        Effect.catchIf(isNotFound, () => Effect.succeed(undefined)),
-        Effect.mapError(classify(operation, container))
+        Effect.catchAll((error) => (error.code === "ENOENT" ? Effect.succeed(undefined) : Effect.fail(classifyErrno(operation, container)(error))))
       )
 
     /**

@@ -11,8 +11,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
+import { createHash } from "node:crypto"
 import type { BackupMetadata, Sha256File } from "../../src/domain/documents.js"
 import { cinderTimestamp, encodeDocument, encodeSha256File } from "../../src/format/documents.js"
+import { makeDigestList } from "../../src/driver/digests.js"
 import { pythonJsonDumps } from "../../src/format/pythonJson.js"
 import { startPythonServer, type PythonServer } from "../support/debianPython.js"
 
@@ -264,6 +266,24 @@ describe("pythonJsonDumps matches json.dumps(sort_keys=True, indent=2)", () => {
       expect(Buffer.from(fast).equals(Buffer.from(encodeDocument(document)))).toBe(true)
     },
     { fastCheck: { numRuns: 300 } }
+  )
+
+  it.prop(
+    "a backup's digest list (bytes, some blocks the parent's) writes the sha256 file encodeDocument writes of its hex",
+    [fc.integer({ min: 1, max: 7 }), fc.array(fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.boolean()), { maxLength: 40 })],
+    ([perPart, blocks]) => {
+      const parentHashes = blocks.map((_, i) => createHash("sha256").update(String(i)).digest("hex"))
+      const list = makeDigestList(perPart, parentHashes)
+      for (let at = 0; at < blocks.length; at += perPart) {
+        const part = blocks.slice(at, at + perPart)
+        list.push(Buffer.concat(part.map(([digest]) => digest)), Uint8Array.from(part, ([, inherited]) => (inherited ? 1 : 0)))
+      }
+      const hex = blocks.map(([digest, inherited], i) => (inherited ? parentHashes[i]! : Buffer.from(digest).toString("hex")))
+      const document: Sha256File = { ...sha256File, sha256s: hex }
+      const fast = encodeSha256File(document, list.count(), list.hexAt, list.writeHexAt)
+      expect(Buffer.from(fast).equals(Buffer.from(encodeDocument(document)))).toBe(true)
+    },
+    { fastCheck: { numRuns: 200 } }
   )
 
   const key = fc.oneof(
