@@ -12,7 +12,7 @@ import { fstatSync, statSync } from "node:fs"
 import { resolve } from "node:path"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
 import { type CodecPool, layerCodecPool } from "../codec/pool.js"
-import { InvalidRequest, ScanFoundProblems, VerificationFailed } from "../domain/errors.js"
+import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
 import { volumeArgument } from "./volumeArg.js"
 import type { BackupRecord } from "../domain/record.js"
 import { backup } from "../driver/backup.js"
@@ -22,7 +22,7 @@ import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
 import { metadataName } from "../driver/objects.js"
 import { restore } from "../driver/restore.js"
-import { scan, type ScanEntry } from "../driver/scan.js"
+import { scan, scanProblems, type ScanEntry } from "../driver/scan.js"
 import { volumeInfo } from "../driver/volume.js"
 import { writableTarget } from "../driver/volumeTarget.js"
 import { exportRecord, importRecord } from "../format/record.js"
@@ -411,12 +411,10 @@ const scanCommand = Command.make(
             }
           })
           const count = (outcome: ScanEntry["outcome"]) => report.entries.filter((e) => e.outcome === outcome).length
-          const problems = report.entries.filter((e) => e.outcome === "invalid" || e.outcome === "orphan")
           const summary = `${args.dryRun ? "dry run: would import" : "imported"} ${count("imported")}, already in the catalog ${count("existing")}, broken ${count("invalid")}, orphaned ${count("orphan")} (${report.containers.length} container(s) scanned)`
           yield* print(options, report, [...report.entries.filter((e) => e.outcome !== "existing").map((e) => scanLine(e, args.dryRun)), summary].join("\n"))
-          if (problems.length > 0) {
-            return yield* new ScanFoundProblems({ problems: problems.map((e) => ({ backupId: e.backupId, problem: e.reason ?? e.outcome })) })
-          }
+          const problems = scanProblems(report)
+          if (problems !== undefined) return yield* problems
         }),
       { create: !args.dryRun, emptyIfMissing: args.dryRun }
     )

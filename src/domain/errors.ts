@@ -170,7 +170,7 @@ export class ScanFoundProblems extends Data.TaggedError("ScanFoundProblems")<{
   override get message() {
     const first = this.problems[0]
     const more = this.problems.length > 1 ? ` (and ${this.problems.length - 1} more)` : ""
-    const named = first === undefined ? "" : first.problem.includes(first.backupId) ? first.problem : `${first.backupId}: ${first.problem}`
+    const named = first === undefined ? "" : first.problem.includes(`backup ${first.backupId}`) ? first.problem : `backup ${first.backupId}: ${first.problem}`
     return `scan left ${this.problems.length} backup(s) out: ${named}${more}`
   }
 }

@@ -12,7 +12,7 @@
 import { Effect, Either } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { dataObjects, type BackupMetadata, type Sha256File } from "../domain/documents.js"
-import { InvalidBackup } from "../domain/errors.js"
+import { InvalidBackup, ScanFoundProblems } from "../domain/errors.js"
 import { newBackupRecord, sizeInGiB, type BackupRecord } from "../domain/record.js"
 import { clip } from "../format/untrusted.js"
 import { checkName, ObjectStore } from "../store/ObjectStore.js"
@@ -218,6 +218,10 @@ export const scan = (options: ScanOptions = {}) =>
     )
     const broken = new Set(rejected.map((entry) => entry.backupId))
 
+    const entryOf = (id: string) => {
+      const { record } = candidates.get(id)!
+      return { backupId: id, container: record.container!, prefix: record.service_metadata!, parentId: record.parent_id }
+    }
     // Parents first: a backup's size follows from its parent's, and its record may only exist once its parent's does.
     const ordered: Array<BackupRecord> = []
     const sizes = new Map<string, number>()
@@ -228,7 +232,7 @@ export const scan = (options: ScanOptions = {}) =>
         if (sizes.has(id)) return sizes.get(id)
         if (entries.has(id)) return undefined
         const candidate = candidates.get(id)!
-        const entry = { backupId: id, container: candidate.record.container!, prefix: candidate.record.service_metadata!, parentId: candidate.record.parent_id }
+        const entry = entryOf(id)
         const orphan = (reason: string) => {
           entries.set(id, { ...entry, outcome: "orphan", reason })
           return undefined
@@ -236,10 +240,17 @@ export const scan = (options: ScanOptions = {}) =>
         const parentId = candidate.record.parent_id
         let parentSize: number | undefined
         if (parentId !== null) {
-          if (path.includes(parentId)) return orphan(`the parent chain has a cycle at backup ${parentId}`)
+          if (path.includes(parentId)) {
+            // Every member of the cycle is reported with the whole cycle; the callers above see their entry set.
+            const cycle = [...path.slice(path.indexOf(parentId)), id]
+            const reason = `the parent chain is a cycle: ${[...cycle, parentId].join(" -> ")}`
+            for (const member of cycle) entries.set(member, { ...entryOf(member), outcome: "orphan", reason })
+            return undefined
+          }
           if (broken.has(parentId)) return orphan(`parent backup ${parentId} is broken`)
           if (!known.has(parentId) && !candidates.has(parentId)) return orphan(`parent backup ${parentId} is not in the store or the catalog`)
           parentSize = yield* settle(parentId, [...path, id])
+          if (entries.has(id)) return undefined // a member of a cycle found above
           if (parentSize === undefined) return orphan(`parent backup ${parentId} is ${entries.get(parentId)?.outcome === "invalid" ? "broken" : "an orphan"}`)
         }
         const result = yield* Effect.either(sized(candidate, parentSize))
@@ -265,6 +276,15 @@ export const scan = (options: ScanOptions = {}) =>
     }
     return report
   }).pipe(Effect.withSpan("chunked-backup.scan"))
+
+/**
+ * What a scan left out, as one error, broken backups before their orphans:
+ * undefined when every backup found was imported or already known.
+ */
+export const scanProblems = (report: ScanReport): ScanFoundProblems | undefined => {
+  const left = [...report.entries.filter((e) => e.outcome === "invalid"), ...report.entries.filter((e) => e.outcome === "orphan")]
+  return left.length === 0 ? undefined : new ScanFoundProblems({ problems: left.map((e) => ({ backupId: e.backupId, problem: e.reason ?? e.outcome })) })
+}
 
 /** Every error a scan can end with (problems in the backups themselves are in the ScanReport instead). */
 export type ScanError = Effect.Effect.Error<ReturnType<typeof scan>>
