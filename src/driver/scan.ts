@@ -203,19 +203,21 @@ export const scan = (options: ScanOptions = {}) =>
       else toCheck.push(item)
     }
     let checked = 0
-    yield* Effect.forEach(
+    const results = yield* Effect.forEach(
       toCheck,
       (item) =>
         Effect.zipRight(checkName(item.object), checkDocuments(item.container, item.prefix, item.backupId!)).pipe(
           Effect.either,
-          Effect.map((result) => {
-            options.onProgress?.(++checked, toCheck.length)
-            if (Either.isRight(result)) candidates.set(item.backupId!, result.right)
-            else rejected.push({ backupId: item.backupId!, container: item.container, prefix: item.prefix, parentId: null, outcome: "invalid", reason: reasonOf(result.left) })
-          })
+          Effect.tap(() => options.onProgress?.(++checked, toCheck.length))
         ),
-      { concurrency: store.defaults.concurrency, discard: true }
+      { concurrency: store.defaults.concurrency }
     )
+    // In listing order, whatever order the checks finished in: the report reads the same on every run.
+    for (const [i, result] of results.entries()) {
+      const item = toCheck[i]!
+      if (Either.isRight(result)) candidates.set(item.backupId!, result.right)
+      else rejected.push({ backupId: item.backupId!, container: item.container, prefix: item.prefix, parentId: null, outcome: "invalid", reason: reasonOf(result.left) })
+    }
     const broken = new Set(rejected.map((entry) => entry.backupId))
 
     const entryOf = (id: string) => {
