@@ -5,12 +5,13 @@
  * exits 17 (ScanFoundProblems) after importing the rest.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { backup, layerMemoryCatalog, layerPosix } from "../../src/index.js"
 import { exitCodes } from "../../src/cli/errors.js"
 import { cli } from "../support/cli.js"
-import { patternedVolume, withTempDir } from "../support/layers.js"
+import { localServices, patternedVolume, withTempDir } from "../support/layers.js"
 
 /** The path of a backup's `_metadata` file in the repository's posix store. */
 const metadataFile = (repo: string, id: string) => {
@@ -58,6 +59,25 @@ describe("CLI scan", () => {
         const again = yield* cli(["--json", "scan"], env)
         expect(again.code).toBe(exitCodes.ScanFoundProblems)
         expect((JSON.parse(again.stdout) as { entries: Array<{ outcome: string }> }).entries.map((e) => e.outcome).sort()).toEqual(["existing", "existing", "invalid"])
+      })
+    )
+  )
+
+  it.live("a large store: progress on stderr every 100 backups checked, and at the end", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const repo = join(dir, "repo")
+        const volume = join(dir, "small.img")
+        writeFileSync(volume, patternedVolume(4096))
+        yield* Effect.forEach(
+          Array.from({ length: 120 }, (_, i) => i),
+          (i) => backup({ id: `b${String(i).padStart(3, "0")}`, volume_id: `v${i}` }, volume, { chunkSize: 4096, shaBlockSize: 1024, compression: "none" }),
+          { concurrency: 4, discard: true }
+        ).pipe(Effect.provide(Layer.mergeAll(layerPosix({ root: join(repo, "store") }), layerMemoryCatalog()).pipe(Layer.provideMerge(localServices))))
+        const scanned = yield* cli(["scan"], { CHUNKED_BACKUP_REPO: repo })
+        expect(scanned.code, scanned.stderr).toBe(0)
+        expect(scanned.stderr.trim().split("\n")).toEqual(["scan: 100 of 120 backups checked", "scan: 120 of 120 backups checked"])
+        expect(scanned.stdout).toMatch(/imported 120, already in the catalog 0, broken 0, orphaned 0 \(120 container\(s\) scanned\)/)
       })
     )
   )
