@@ -29,6 +29,7 @@ export { fileTarget, orderedTarget, writableTarget, type OpenTarget, type Volume
 export { deleteBackup, type DeleteError, type DeleteResult } from "./driver/delete.js"
 export { verify, type Problem, type VerifyError, type VerifyOptions, type VerifyReport } from "./driver/verify.js"
 export { cleanup, type CleanupAction, type CleanupError } from "./driver/cleanup.js"
+export { parseCinderTimestamp, scan, scanProblems, type ScanEntry, type ScanError, type ScanOptions, type ScanReport } from "./driver/scan.js"
 export type { LeaseOptions } from "./driver/lease.js"
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"

@@ -22,6 +22,7 @@ import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
 import { metadataName } from "../driver/objects.js"
 import { restore } from "../driver/restore.js"
+import { scan, scanProblems, type ScanEntry } from "../driver/scan.js"
 import { volumeInfo } from "../driver/volume.js"
 import { writableTarget } from "../driver/volumeTarget.js"
 import { exportRecord, importRecord } from "../format/record.js"
@@ -59,12 +60,12 @@ type Program<A, E, R = never> = (
  * Runs `program` on the services the global options name. Only commands that
  * add backups (`create`) make a missing repository; the others say it is not there.
  */
-const withServices = <A, E>(program: Program<A, E>, { create = false }: { readonly create?: boolean } = {}) =>
+const withServices = <A, E>(program: Program<A, E>, { create = false, emptyIfMissing = false }: { readonly create?: boolean; readonly emptyIfMissing?: boolean } = {}) =>
   Effect.gen(function* () {
     const options = yield* root
     // Tests shorten leases to see a killed process's record cleaned up quickly.
     const leaseSeconds = yield* Config.integer("CHUNKED_BACKUP_LEASE_SECONDS").pipe(Config.withDefault(30))
-    const layer = yield* servicesFor(options, { create })
+    const layer = yield* servicesFor(options, { create, emptyIfMissing })
     return yield* Effect.provide(program({ ...options, lease: { leaseDuration: Duration.seconds(leaseSeconds) } }), layer)
   })
 
@@ -386,6 +387,46 @@ const cleanupCommand = Command.make("cleanup", {}, () =>
   )
 ).pipe(Command.withDescription(described("settle backups, restores and deletes whose process died (also run before every backup)", ["chunked-backup cleanup"])))
 
+const scanLine = (e: ScanEntry, dryRun: boolean) =>
+  `${e.outcome === "imported" && dryRun ? "would import" : e.outcome}: ${e.backupId} (${e.container}/${e.prefix})${e.reason === undefined ? "" : `: ${e.reason}`}`
+
+/** Progress on stderr for large stores: a line every PROGRESS_EVERY backups checked, and at the end. */
+const PROGRESS_EVERY = 100
+
+const scanCommand = Command.make(
+  "scan",
+  {
+    container: Options.text("container").pipe(Options.withDescription("scan only this container (default: every container of a posix store, the store's container for Swift and S3)"), Options.optional),
+    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("check and report only; create no record"))
+  },
+  (args) =>
+    withServices(
+      (options) =>
+        Effect.gen(function* () {
+          const report = yield* scan({
+            ...Option.match(args.container, { onNone: () => ({}), onSome: (container) => ({ container }) }),
+            dryRun: args.dryRun,
+            onProgress: (checked, total) => {
+              if (total >= PROGRESS_EVERY && (checked % PROGRESS_EVERY === 0 || checked === total)) process.stderr.write(`scan: ${checked} of ${total} backups checked\n`)
+            }
+          })
+          const count = (outcome: ScanEntry["outcome"]) => report.entries.filter((e) => e.outcome === outcome).length
+          const summary = `${args.dryRun ? "dry run: would import" : "imported"} ${count("imported")}, already in the catalog ${count("existing")}, broken ${count("invalid")}, orphaned ${count("orphan")} (${report.containers.length} container(s) scanned)`
+          yield* print(options, report, [...report.entries.filter((e) => e.outcome !== "existing").map((e) => scanLine(e, args.dryRun)), summary].join("\n"))
+          const problems = scanProblems(report)
+          if (problems !== undefined) return yield* problems
+        }),
+      { create: !args.dryRun, emptyIfMissing: args.dryRun }
+    )
+).pipe(
+  Command.withDescription(
+    described(
+      "rebuild lost catalog records from the store: every backup whose documents and objects check out gets an available record; broken backups and their incrementals are reported and left out (exit 17)",
+      ["chunked-backup scan --dry-run", "chunked-backup --catalog new.sqlite scan", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' --json scan --container volumebackups"]
+    )
+  )
+)
+
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
   Command.withSubcommands([
@@ -398,6 +439,7 @@ export const command = root.pipe(
     exportCommand,
     importCommand,
     verifyCommand,
-    cleanupCommand
+    cleanupCommand,
+    scanCommand
   ])
 )

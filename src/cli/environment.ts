@@ -8,6 +8,7 @@ import { Effect, Either, Layer, Option } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
+import { layerMemoryCatalog } from "../catalog/memory.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
@@ -47,12 +48,17 @@ export const storeLayer = (url: string) => {
   )
 }
 
-export const servicesFor = (options: GlobalOptions, { create }: { readonly create: boolean }) =>
+/**
+ * `create` makes a missing repository; `emptyIfMissing` reads a missing
+ * catalog as an empty one in memory, writing nothing (scan --dry-run).
+ */
+export const servicesFor = (options: GlobalOptions, { create, emptyIfMissing = false }: { readonly create: boolean; readonly emptyIfMissing?: boolean }) =>
   Effect.gen(function* () {
     const repo = resolve(options.repo)
     const storeUrl = Option.getOrElse(options.store, () => `posix:${join(repo, "store")}`)
     const catalogFile = Option.getOrElse(options.catalog, () => join(repo, "catalog.sqlite"))
     const store = yield* storeLayer(storeUrl)
+    if (emptyIfMissing && !existsSync(resolve(catalogFile))) return Layer.mergeAll(store, layerMemoryCatalog()).pipe(Layer.provideMerge(NodeFileSystem.layer))
     // A read of a repository that is not there must not leave an empty one behind.
     if (!create && !existsSync(resolve(catalogFile))) return yield* new RepositoryNotFound({ catalog: resolve(catalogFile) })
     yield* Effect.try({

@@ -29,7 +29,8 @@ export const exitCodes = {
   CompressionError: 13,
   VolumeMetadataError: 14,
   VolumeBusy: 15,
-  VerificationFailed: 16
+  VerificationFailed: 16,
+  ScanFoundProblems: 17
 } as const
 
 /** 128 + the signal's number, as shells report a command a signal stopped: 130 for SIGINT, 143 for SIGTERM. */

@@ -162,3 +162,15 @@ export class VerificationFailed extends Data.TaggedError("VerificationFailed")<{
     return `backup ${this.backupId} failed verification: ${first === undefined ? "" : `${first.object ?? first.backupId}: ${first.problem}`}${more}`
   }
 }
+
+/** `scan` found backups in the store it could not import (broken or orphaned); the report lists each. */
+export class ScanFoundProblems extends Data.TaggedError("ScanFoundProblems")<{
+  readonly problems: ReadonlyArray<{ readonly backupId: string; readonly problem: string }>
+}> {
+  override get message() {
+    const first = this.problems[0]
+    const more = this.problems.length > 1 ? ` (and ${this.problems.length - 1} more)` : ""
+    const named = first === undefined ? "" : first.problem.includes(`backup ${first.backupId}`) ? first.problem : `backup ${first.backupId}: ${first.problem}`
+    return `scan left ${this.problems.length} backup(s) out: ${named}${more}`
+  }
+}

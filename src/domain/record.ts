@@ -57,13 +57,16 @@ export type NewBackup = Pick<BackupRecord, "id" | "volume_id" | "volume_size_byt
 
 const GiB = 1024 ** 3
 
+/** A volume's size as Cinder records it: whole GiB, at least 1. */
+export const sizeInGiB = (volumeSizeBytes: number): number => Math.max(1, Math.ceil(volumeSizeBytes / GiB))
+
 /** A new record in status `creating`, with Cinder's defaults for every field not given. */
 export const newBackupRecord = (fields: NewBackup): BackupRecord => ({
   parent_id: null,
   container: null,
   service_metadata: null,
   status: "creating",
-  size: Math.max(1, Math.ceil(fields.volume_size_bytes / GiB)),
+  size: sizeInGiB(fields.volume_size_bytes),
   object_count: 0,
   display_name: null,
   display_description: null,

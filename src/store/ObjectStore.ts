@@ -68,6 +68,12 @@ export interface ObjectStoreBackend {
    * is not valid here. Decorators that must see every read leave it out.
    */
   readonly localPath?: (container: string, object: string) => string | undefined
+  /**
+   * The containers holding backups, for stores where each backup may have
+   * its own (posix's default `id[0:2]/id[2:4]/id`): what `scan` looks in when
+   * no container is named. Absent: the store's default container.
+   */
+  readonly containers?: Effect.Effect<ReadonlyArray<string>, StoreFailure>
 }
 
 /** The mark of a store made by `make`; not exported from the package, so no literal can carry it. */

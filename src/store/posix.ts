@@ -13,7 +13,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Exit, Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import { constants, realpathSync, type Stats } from "node:fs"
-import { open, realpath, rmdir } from "node:fs/promises"
+import { open, readdir, realpath, rmdir } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
 import { make, ObjectStore, utcStamp } from "./ObjectStore.js"
@@ -90,6 +90,30 @@ const segmentProblem = (object: string): string | undefined =>
 const checkObjectSegment = (object: string) => {
   const reason = segmentProblem(object)
   return reason === undefined ? Effect.void : Effect.fail(new InvalidObjectName({ name: object, reason }))
+}
+
+/** How deep below the root `containers` looks: the default container is 3 levels down. */
+const MAX_CONTAINER_DEPTH = 16
+
+/**
+ * The directories under `root` (relative, sorted) that hold a `_metadata`
+ * file; links are not followed, so the walk stays inside the root.
+ */
+const containersUnder = async (root: string): Promise<Array<string>> => {
+  const found: Array<string> = []
+  const walk = async (relative: string, depth: number): Promise<void> => {
+    const entries = await readdir(join(root, relative), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT" && relative === "") return []
+      throw error
+    })
+    if (relative !== "" && entries.some((entry) => entry.isFile() && entry.name.endsWith("_metadata"))) found.push(relative)
+    if (depth === MAX_CONTAINER_DEPTH) return
+    for (const entry of entries) {
+      if (entry.isDirectory()) await walk(relative === "" ? entry.name : `${relative}/${entry.name}`, depth + 1)
+    }
+  }
+  await walk("", 0)
+  return found.sort()
 }
 
 /** A posix store under `options.root`: objects are files, written to a temp file and renamed into place. */
@@ -255,6 +279,13 @@ export const makePosix = (options: PosixStoreOptions) =>
           yield* checkInsideRoot("create", container)
           yield* fs.chmod(dir, 0o770)
         }).pipe(Effect.catchTag("BadArgument", "SystemError", (e) => Effect.fail(classify("create", container)(e)))),
+      containers:
+        options.container !== undefined
+          ? Effect.succeed([options.container])
+          : Effect.tryPromise({
+              try: () => containersUnder(options.root),
+              catch: (error) => new StoreError({ operation: "list", container: ".", reason: `walking ${options.root}: ${(error as Error).message}` })
+            }),
       list: (container, prefix) =>
         Effect.zipRight(
           checkInsideRoot("list", container),

@@ -24,7 +24,10 @@ import {
   layerPosix,
   ObjectStore,
   restore,
+  scan,
+  scanProblems,
   type BackupCatalog as Catalog,
+  type ScanOptions,
   type BackupOptions,
   type CodecPool
 } from "../../src/index.js"
@@ -329,8 +332,66 @@ const cases: ReadonlyArray<Case> = [
     tag: "BackupNotFound",
     mentions: ["backup nobody"],
     targetUntouched: true
+  },
+  // --- scan of a store whose catalog is lost (into an empty catalog; what it leaves out is the failure)
+  {
+    name: "scan: metadata that claims another backup id than its object name",
+    arrange: () => copyBackup("full", "twin"),
+    act: scanAfresh,
+    tag: "ScanFoundProblems",
+    mentions: ["backup twin", "metadata belongs to backup full"]
+  },
+  {
+    name: "scan: metadata whose object names escape the root",
+    arrange: () => editText("full", "_metadata", (t) => t.replace(/"(volume_v[^"]*-0000)(\d)": \{/g, '"../../$1$2": {')),
+    act: scanAfresh,
+    tag: "ScanFoundProblems",
+    mentions: ["backup full", 'invalid container or object name "../../volume_v', "and 1 more"]
+  },
+  {
+    name: "scan: a full backup whose metadata names its own incremental as parent (a cycle)",
+    arrange: () => editText("full", "_metadata", (t) => t.replace('"parent_id": null', '"parent_id": "inc"')),
+    act: scanAfresh,
+    tag: "ScanFoundProblems",
+    mentions: ["the parent chain is a cycle: ", "full -> inc", "and 1 more"]
+  },
+  {
+    name: "scan: an incremental whose parent's sha256 file is missing",
+    arrange: () => tamper("full", "_sha256file", () => null),
+    act: scanAfresh,
+    tag: "ScanFoundProblems",
+    mentions: ["backup full", "_sha256file", "and 1 more"]
+  },
+  {
+    name: "scan: a container named outside the root",
+    act: () => scanAfresh({ container: "../escape" }),
+    tag: "InvalidObjectName",
+    mentions: ['"../escape"']
   }
 ]
+
+/** A scan into an empty catalog (the fixture's stays as it was) that fails with what it left out. */
+function scanAfresh(options: ScanOptions | Fixture = {}) {
+  return scan("dir" in options ? {} : options).pipe(
+    Effect.flatMap((report) => {
+      const problems = scanProblems(report)
+      return problems === undefined ? Effect.succeed(report) : Effect.fail(problems)
+    }),
+    Effect.provide(layerMemoryCatalog())
+  )
+}
+
+/** Every object of backup `id`, copied under the prefix of backup `as` (same container, `_backup_<as>`). */
+function copyBackup(id: string, as: string) {
+  return Effect.gen(function* () {
+    const store = yield* ObjectStore
+    const record = yield* (yield* BackupCatalog).get(id)
+    const prefix = record.service_metadata!
+    for (const name of yield* store.list(record.container!, prefix)) {
+      yield* store.put(record.container!, name.replace(`_backup_${id}`, `_backup_${as}`), yield* store.get(record.container!, name))
+    }
+  })
+}
 
 /** The store and catalog, and the FileSystem, for one backend rooted in `dir`. */
 const servicesFor = (backend: Backend, dir: string) =>
