@@ -32,6 +32,7 @@ export { cleanup, type CleanupAction, type CleanupError } from "./driver/cleanup
 export type { LeaseOptions } from "./driver/lease.js"
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"
+export { layerPgCatalog, type PgCatalogOptions } from "./catalog/pg.js"
 export {
   decorate,
   layerConcurrencyLimit,
