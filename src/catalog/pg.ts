@@ -13,7 +13,9 @@ import { Context, Duration, Effect, Layer, Predicate, Schema } from "effect"
 import { BackupNotFound, type CatalogError } from "../domain/errors.js"
 import { BackupRecord, BackupStatus } from "../domain/record.js"
 import { BackupCatalog } from "./BackupCatalog.js"
-import { loadPg, type PgConfig, STATUS_CHANNEL, watchStatus } from "./pgWatch.js"
+import * as Pg from "pg"
+import { parseIntoClientConfig } from "pg-connection-string"
+import { ClosingClient, int8AsNumber, passwordFromEnvironment, type PgConfig, STATUS_CHANNEL, watchStatus } from "./pgWatch.js"
 import { catalogError, messageOf, type StorageError, storageErrors } from "./sqlErrors.js"
 
 /** Settings of the PostgreSQL catalog. */
@@ -167,12 +169,15 @@ const makePgCatalog = (config: PgConfig, options: PgCatalogOptions = {}) =>
     })
   })
 
+const withoutPassword = ({ password: _password, ...settings }: Record<string, unknown>) => settings
+
 /**
  * node-postgres settings for `url`: the password comes from PGPASSWORD or a
  * .pgpass file (node-postgres reads both), `sslmode` from the URL.
  */
 const pgConfig = (url: string, options: PgCatalogOptions): PgConfig => ({
-  connectionString: url,
+  // Fields, not `connectionString`: node-postgres would take the URL's (absent) password over the password function.
+  ...withoutPassword(parseIntoClientConfig(url)),
   connectionTimeoutMillis: Duration.toMillis(options.connectTimeout ?? Duration.seconds(5)),
   query_timeout: Duration.toMillis(options.queryTimeout ?? Duration.seconds(30)),
   keepAlive: true,
@@ -181,24 +186,32 @@ const pgConfig = (url: string, options: PgCatalogOptions): PgConfig => ({
 })
 
 /** The PostgreSQL catalog at `url` (postgres://USER@HOST:PORT/DB), migrated when needed. */
-export const layerPgCatalog = (url: string, options: PgCatalogOptions = {}): Layer.Layer<BackupCatalog, CatalogError> => {
-  const config = pgConfig(url, options)
-  return Layer.effect(BackupCatalog, makePgCatalog(config, options)).pipe(
+export const layerPgCatalog = (url: string, options: PgCatalogOptions = {}): Layer.Layer<BackupCatalog, CatalogError> =>
+  Layer.unwrapEffect(Effect.map(
+    Effect.try({
+      try: () => pgConfig(url, options),
+      // not the URL itself: it is the caller's, and may hold what it should not
+      catch: (cause) => catalogError("open", undefined, `not a PostgreSQL URL: ${messageOf(cause)}`)
+    }),
+    (config) => layerFromConfig(config, options)
+  ))
+
+const layerFromConfig = (config: PgConfig, options: PgCatalogOptions): Layer.Layer<BackupCatalog, CatalogError> =>
+  Layer.effect(BackupCatalog, makePgCatalog(config, options)).pipe(
     Layer.provide(Layer.scopedContext(
-      Effect.suspend(() => {
-        const pg = loadPg()
-        return PgClient.fromPool({
+      Effect.suspend(() =>
+        PgClient.fromPool({
           acquire: Effect.acquireRelease(
             Effect.sync(() => {
-              const pool = new pg.Pool({ ...config, types: pg.int8AsNumber })
+              const pool = new Pg.Pool({ ...config, types: int8AsNumber, Client: ClosingClient, password: passwordFromEnvironment })
               pool.on("error", () => {}) // an idle connection that broke: the next checkout reconnects
               return pool
             }),
             (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(1000))
           ),
-          types: pg.int8AsNumber
+          types: int8AsNumber
         })
-      }).pipe(
+      ).pipe(
         Effect.map((client) => Context.make(PgClient.PgClient, client).pipe(Context.add(SqlClient.SqlClient, client))),
         Effect.catchAllDefect((defect) => Effect.fail(catalogError("open", undefined, messageOf(defect), defect))),
         storageErrors("open"),
@@ -206,4 +219,3 @@ export const layerPgCatalog = (url: string, options: PgCatalogOptions = {}): Lay
       )
     ))
   )
-}

@@ -6,7 +6,9 @@
  * for `unreachable` is a CatalogError.
  */
 import { Deferred, Duration, Effect, Exit, Schedule, Stream } from "effect"
-import { createRequire } from "node:module"
+import * as Pg from "pg"
+import { getFileName, getPassword } from "pgpass/lib/helper.js"
+import { createReadStream, stat } from "node:fs"
 import type { CatalogError } from "../domain/errors.js"
 import type { BackupStatus } from "../domain/record.js"
 import { catalogError, isStorageError, messageOf, reasonOf, type StorageError } from "./sqlErrors.js"
@@ -16,7 +18,8 @@ export const STATUS_CHANNEL = "chunked_backup_status"
 
 /** node-postgres connection settings (a subset of its ClientConfig). */
 export interface PgConfig {
-  readonly connectionString: string
+  /** host, port, database, user, ssl… as pg-connection-string reads them from the URL, without a password */
+  readonly [setting: string]: unknown
   readonly connectionTimeoutMillis: number
   readonly query_timeout: number
   readonly keepAlive: boolean
@@ -24,37 +27,57 @@ export interface PgConfig {
   readonly max: number
 }
 
-/** What this module uses of node-postgres (which ships no types; @effect/sql-pg depends on it). */
-interface PgRawClient {
-  connect(): Promise<void>
-  query(text: string): Promise<unknown>
-  end(): Promise<void>
-  on(event: "error" | "end", listener: (error?: Error) => void): void
-  on(event: "notification", listener: (message: { channel: string; payload?: string }) => void): void
-}
-interface PgRawPool {
-  on(event: "error", listener: (error: Error) => void): void
-  end(): Promise<void>
-}
-interface PgTypes {
-  getTypeParser(oid: number, format?: string): (value: string) => unknown
-}
-interface PgModule {
-  Client: new(config: object) => PgRawClient
-  Pool: new(config: object) => PgRawPool
-  types: PgTypes
-}
-
 const INT8_OID = 20
 
-/** node-postgres, loaded on first use so that the SQLite-only CLI never loads it. */
-export const loadPg = () => {
-  const pg = createRequire(import.meta.url)("pg") as PgModule
-  // BIGINT columns (a volume's bytes) as numbers: they stay far below 2^53.
-  const int8AsNumber: PgTypes = {
-    getTypeParser: (oid, format) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format))
+/**
+ * A client that closes its socket when connecting fails on the client side
+ * (a password it does not have, a TLS mismatch): node-postgres leaves that
+ * socket open until the server's authentication timeout, which would keep a
+ * CLI that already reported the error alive for a minute.
+ */
+export class ClosingClient extends Pg.Client {
+  override connect(): Promise<void>
+  override connect(callback: (error?: Error) => void): void
+  override connect(callback?: (error?: Error) => void): Promise<void> | void {
+    const close = () => this.connection?.stream?.destroy()
+    if (callback === undefined) return super.connect().catch((error: unknown) => (close(), Promise.reject(error)))
+    super.connect((error) => {
+      if (error !== undefined && error !== null) close()
+      callback(error)
+    })
   }
-  return { ...pg, int8AsNumber }
+}
+
+/**
+ * The password in the .pgpass file (PGPASSFILE, else ~/.pgpass) for
+ * `connection`, as libpq reads it: only a plain file no one else may read.
+ */
+const passwordFromFile = (connection: object) =>
+  new Promise<string | undefined>((resolve) => {
+    const file = getFileName(process.env)
+    stat(file, (error, stats) => {
+      if (error !== null || !stats.isFile() || (stats.mode & 0o077) !== 0) return resolve(undefined)
+      getPassword(connection, createReadStream(file), resolve)
+    })
+  })
+
+/**
+ * The password, asked for only when the server wants one: PGPASSWORD when
+ * set and not empty, else the .pgpass file, else an error that says so.
+ */
+export const passwordFromEnvironment = async (connection: { readonly user?: string }) => {
+  const fromEnv = process.env.PGPASSWORD
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv
+  const fromFile = await passwordFromFile(connection)
+  if (fromFile !== undefined) return fromFile
+  throw new Error(
+    `the server asks for a password for user ${connection.user ?? "?"}: set PGPASSWORD or add it to ~/.pgpass (or the file PGPASSFILE names, mode 0600)`
+  )
+}
+
+/** BIGINT columns (a volume's bytes) as numbers: they stay far below 2^53. */
+export const int8AsNumber: Pg.TypeParsers = {
+  getTypeParser: (oid, format) => (oid === INT8_OID ? Number : Pg.types.getTypeParser(oid, format))
 }
 
 /**
@@ -64,12 +87,11 @@ export const loadPg = () => {
  */
 const listenUntilLost = (config: PgConfig, id: string, wake: () => void) =>
   Effect.scoped(Effect.gen(function*() {
-    const pg = loadPg()
     const lost = yield* Deferred.make<void>()
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          const client = new pg.Client(config)
+          const client = new ClosingClient({ ...config, password: passwordFromEnvironment })
           client.on("error", () => Deferred.unsafeDone(lost, Exit.void))
           client.on("end", () => Deferred.unsafeDone(lost, Exit.void))
           await client.connect()
