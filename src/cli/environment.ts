@@ -9,6 +9,7 @@ import { Effect, Either, Layer, Option } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
+import { layerPgCatalog } from "../catalog/pg.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
@@ -71,8 +72,6 @@ const pgCatalogLayer = (url: string) =>
     if (parsed.hostname === "" || parsed.pathname.length <= 1) {
       return yield* new InvalidRequest({ reason: `the --catalog URL ${url} needs a host and a database: postgres://USER@HOST:PORT/DB` })
     }
-    // Loaded only for a PostgreSQL catalog: the SQLite-only CLI never pays for node-postgres.
-    const { layerPgCatalog } = yield* Effect.promise(() => import("../catalog/pg.js"))
     return layerPgCatalog(url)
   })
 
