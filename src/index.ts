@@ -33,6 +33,7 @@ export { parseCinderTimestamp, scan, scanProblems, type ScanEntry, type ScanErro
 export type { LeaseOptions } from "./driver/lease.js"
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"
+export { layerPgCatalog, type PgCatalogOptions } from "./catalog/pg.js"
 export {
   decorate,
   layerConcurrencyLimit,

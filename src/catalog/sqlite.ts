@@ -8,14 +8,13 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Duration, Effect, Layer, Option, Predicate, Schedule, Schema, Stream } from "effect"
-import type { ParseError } from "effect/ParseResult"
 import { resolve } from "node:path"
-import { BackupNotFound, CatalogError } from "../domain/errors.js"
+import { BackupNotFound, type CatalogError } from "../domain/errors.js"
 import { BackupRecord, BackupStatus } from "../domain/record.js"
 import { BackupCatalog } from "./BackupCatalog.js"
+import { catalogError, messageOf, reasonOf, storageErrors } from "./sqlErrors.js"
 
 /** Settings of the SQLite catalog. */
 export interface SqliteCatalogOptions {
@@ -99,48 +98,6 @@ const adoptDefaultTable = Effect.flatMap(SqlClient.SqlClient, (sql) =>
 )
 
 const migrate = Effect.zipRight(adoptDefaultTable, runMigrations)
-
-type StorageError = SqlError | ParseError | Migrator.MigrationError
-
-const isStorageError = (error: unknown): error is StorageError =>
-  Predicate.isTagged(error, "SqlError") || Predicate.isTagged(error, "ParseError") ||
-  Predicate.isTagged(error, "MigrationError")
-
-const messageOf = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
-
-/** The driver's error code (better-sqlite3's SqliteError has one), found on the error or its cause. */
-const codeOf = (cause: unknown): string | undefined => {
-  for (let e = cause, depth = 0; e !== null && typeof e === "object" && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code
-    if (typeof code === "string") return code
-  }
-  return undefined
-}
-
-const catalogError = (operation: string, backupId: string | undefined, reason: string, cause?: unknown) => {
-  const code = codeOf(cause)
-  return new CatalogError({
-    operation,
-    reason,
-    ...(backupId === undefined ? {} : { backupId }),
-    ...(cause === undefined ? {} : { cause }),
-    ...(code === undefined ? {} : { code })
-  })
-}
-
-const reasonOf = (error: StorageError) =>
-  error._tag === "SqlError"
-    ? `${error.message}: ${messageOf(error.cause)}` // the driver's message says what went wrong
-    : error._tag === "ParseError"
-    ? `malformed row: ${error.message}`
-    : error.message
-
-/** Turns driver, decoding and migration errors into CatalogError; other errors pass through. */
-const storageErrors = (operation: string, backupId?: string) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, StorageError> | CatalogError, R> =>
-  Effect.mapError(effect, (error) =>
-    isStorageError(error) ? catalogError(operation, backupId, reasonOf(error), error) : error as Exclude<E, StorageError>
-  )
 
 // better-sqlite3 waits for a locked file synchronously, blocking the event loop: if
 // one connection of this process held a transaction across an async step, another

@@ -45,7 +45,7 @@ const root = Command.make("chunked-backup", {
     Options.optional
   ),
   catalog: Options.text("catalog").pipe(
-    Options.withDescription("SQLite catalog file (default <repo>/catalog.sqlite)"),
+    Options.withDescription("catalog: a SQLite file (default <repo>/catalog.sqlite) or postgres://USER@HOST:PORT/DB, shared by many hosts (password in PGPASSWORD or .pgpass)"),
     Options.optional
   ),
   json: Options.boolean("json").pipe(Options.withDescription("machine-readable output: one JSON object on stdout")),

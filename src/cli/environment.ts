@@ -1,6 +1,7 @@
 /**
  * From the global options to the layers a command runs on: the store named
- * by `--store` and the SQLite catalog, both under `--repo` by default.
+ * by `--store` and the catalog named by `--catalog` (a SQLite file, or a
+ * PostgreSQL URL shared by many hosts), both under `--repo` by default.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
@@ -9,6 +10,7 @@ import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
 import { layerMemoryCatalog } from "../catalog/memory.js"
+import { layerPgCatalog } from "../catalog/pg.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
@@ -48,6 +50,54 @@ export const storeLayer = (url: string) => {
   )
 }
 
+const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//
+
+/**
+ * The PostgreSQL catalog at `url`: postgres[ql]://USER@HOST:PORT/DB, the
+ * password from PGPASSWORD or a .pgpass file, never in the URL (where it
+ * would show in the process list and the shell's history).
+ */
+const pgCatalogLayer = (url: string) =>
+  Effect.gen(function* () {
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      return yield* new InvalidRequest({ reason: "the --catalog URL is not a valid postgres://USER@HOST:PORT/DB URL" })
+    }
+    if (parsed.password !== "") {
+      return yield* new InvalidRequest({
+        reason: "the --catalog URL must not hold a password: give it in PGPASSWORD or a .pgpass file"
+      })
+    }
+    if (parsed.hostname === "" || parsed.pathname.length <= 1) {
+      return yield* new InvalidRequest({ reason: `the --catalog URL ${url} needs a host and a database: postgres://USER@HOST:PORT/DB` })
+    }
+    return layerPgCatalog(url)
+  })
+
+/** The catalog `--catalog` names; a `scheme://` this CLI does not know is refused, never taken for a file name. */
+const catalogLayer = (options: GlobalOptions, repo: string, create: boolean, emptyIfMissing: boolean) =>
+  Effect.gen(function* () {
+    const given = Option.getOrUndefined(options.catalog)
+    const scheme = given === undefined ? undefined : URL_SCHEME.exec(given)?.[1]?.toLowerCase()
+    if (given !== undefined && scheme !== undefined) {
+      if (scheme === "postgres" || scheme === "postgresql") return yield* pgCatalogLayer(given)
+      return yield* new InvalidRequest({
+        reason: `unsupported catalog ${scheme}://…: expected a SQLite file path or postgres://USER@HOST:PORT/DB`
+      })
+    }
+    const catalogFile = resolve(given ?? join(repo, "catalog.sqlite"))
+    if (emptyIfMissing && !existsSync(catalogFile)) return layerMemoryCatalog()
+    // A read of a repository that is not there must not leave an empty one behind.
+    if (!create && !existsSync(catalogFile)) return yield* new RepositoryNotFound({ catalog: catalogFile })
+    yield* Effect.try({
+      try: () => mkdirSync(join(catalogFile, ".."), { recursive: true }),
+      catch: (e) => new InvalidRequest({ reason: `cannot create the repository directory: ${String(e)}` })
+    })
+    return layerSqliteCatalog(catalogFile)
+  })
+
 /**
  * `create` makes a missing repository; `emptyIfMissing` reads a missing
  * catalog as an empty one in memory, writing nothing (scan --dry-run).
@@ -56,14 +106,7 @@ export const servicesFor = (options: GlobalOptions, { create, emptyIfMissing = f
   Effect.gen(function* () {
     const repo = resolve(options.repo)
     const storeUrl = Option.getOrElse(options.store, () => `posix:${join(repo, "store")}`)
-    const catalogFile = Option.getOrElse(options.catalog, () => join(repo, "catalog.sqlite"))
     const store = yield* storeLayer(storeUrl)
-    if (emptyIfMissing && !existsSync(resolve(catalogFile))) return Layer.mergeAll(store, layerMemoryCatalog()).pipe(Layer.provideMerge(NodeFileSystem.layer))
-    // A read of a repository that is not there must not leave an empty one behind.
-    if (!create && !existsSync(resolve(catalogFile))) return yield* new RepositoryNotFound({ catalog: resolve(catalogFile) })
-    yield* Effect.try({
-      try: () => mkdirSync(join(resolve(catalogFile), ".."), { recursive: true }),
-      catch: (e) => new InvalidRequest({ reason: `cannot create the repository directory: ${String(e)}` })
-    })
-    return Layer.mergeAll(store, layerSqliteCatalog(resolve(catalogFile))).pipe(Layer.provideMerge(NodeFileSystem.layer))
+    const catalog = yield* catalogLayer(options, repo, create, emptyIfMissing)
+    return Layer.mergeAll(store, catalog).pipe(Layer.provideMerge(NodeFileSystem.layer))
   })

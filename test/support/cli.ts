@@ -9,6 +9,8 @@ export const BIN = fileURLToPath(new URL("../../bin/chunked-backup", import.meta
 
 export interface CliResult {
   readonly code: number | null
+  /** the signal that ended it, when one did */
+  readonly signal?: NodeJS.Signals | null
   readonly stdout: string
   readonly stderr: string
 }
@@ -18,9 +20,18 @@ export interface RunningCli {
   readonly result: Promise<CliResult>
 }
 
-/** `input`: bytes piped to the CLI's standard input (none: stdin is closed). */
-export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: Uint8Array): RunningCli => {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/**
+ * `input`: bytes piped to the CLI's standard input (none: stdin is closed);
+ * `prefix`: a command that runs it, e.g. `ip netns exec NAME`.
+ */
+export const startCli = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  input?: Uint8Array,
+  prefix: ReadonlyArray<string> = []
+): RunningCli => {
+  const argv = [...prefix, process.execPath, BIN, ...args]
+  const child = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, ...env },
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"]
   })
@@ -33,10 +44,10 @@ export const startCli = (args: ReadonlyArray<string>, env: Record<string, string
   let stderr = ""
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d))
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d))
-  const result = new Promise<CliResult>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })))
+  const result = new Promise<CliResult>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })))
   return { child, result }
 }
 
 /** Runs the CLI to completion. */
-export const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: Uint8Array) =>
-  Effect.promise(() => startCli(args, env, input).result)
+export const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: Uint8Array, prefix: ReadonlyArray<string> = []) =>
+  Effect.promise(() => startCli(args, env, input, prefix).result)
