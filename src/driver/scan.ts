@@ -254,6 +254,13 @@ export const scan = (options: ScanOptions = {}) =>
           parentSize = yield* settle(parentId, [...path, id])
           if (entries.has(id)) return undefined // a member of a cycle found above
           if (parentSize === undefined) return orphan(`parent backup ${parentId} is ${entries.get(parentId)?.outcome === "invalid" ? "broken" : "an orphan"}`)
+          // An incremental is of its parent's volume (Cinder refuses any other); restoring it over another volume's chain would mix the two.
+          const parentVolume = known.get(parentId)?.volume_id ?? candidates.get(parentId)!.record.volume_id
+          if (parentVolume !== candidate.record.volume_id) {
+            broken.add(id)
+            entries.set(id, { ...entry, outcome: "invalid", reason: `it is a backup of volume ${candidate.record.volume_id}, but its parent backup ${parentId} is of volume ${parentVolume}` })
+            return undefined
+          }
         }
         const result = yield* Effect.either(sized(candidate, parentSize))
         if (Either.isLeft(result)) {

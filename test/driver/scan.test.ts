@@ -24,8 +24,8 @@ const filesOf = (root: string, record: BackupRecord) => {
   return { dir, names: readdirSync(dir).filter((name) => name.startsWith(record.service_metadata!)) }
 }
 
-const editMetadata = (root: string, record: BackupRecord, change: (metadata: Record<string, any>) => void) => {
-  const path = join(root, record.container!, `${record.service_metadata}_metadata`)
+const editMetadata = (root: string, record: BackupRecord, change: (metadata: Record<string, any>) => void, document = "metadata") => {
+  const path = join(root, record.container!, `${record.service_metadata}_${document}`)
   const metadata = JSON.parse(readFileSync(path, "utf8"))
   change(metadata)
   writeFileSync(path, JSON.stringify(metadata))
@@ -37,7 +37,8 @@ const editMetadata = (root: string, record: BackupRecord, change: (metadata: Rec
  * missing), d (full, whose record is kept), e (full, its object names
  * escaping the root), f (a copy of d's objects under another id), g (full
  * + two incrementals whose parents form a cycle), h (an incr whose full is
- * gone from the store), and a `_metadata` file that names no backup.
+ * gone from the store), i (an incr whose documents name another volume
+ * than its full's), and a `_metadata` file that names no backup.
  */
 const damagedStore = (root: string) =>
   Effect.gen(function* () {
@@ -78,6 +79,9 @@ const damagedStore = (root: string) =>
     const h = yield* full("h-full", 7)
     yield* incr("h-incr", h, changed(join(root, "..", "volume-7.img"), 500))
     rmSync(join(root, h.container!), { recursive: true })
+    const i = yield* full("i-full", 8)
+    const iIncr = yield* incr("i-incr", i, changed(join(root, "..", "volume-8.img"), 700))
+    for (const document of ["metadata", "sha256file"]) editMetadata(root, iIncr, (doc) => void (doc.volume_id = "vol-other"), document)
     writeFileSync(join(root, d.container!, "junk_metadata"), "{}")
     return { kept: yield* catalog.get(d.id), lost: yield* catalog.get(aIncr.id) }
   }).pipe(Effect.provide(layerMemoryCatalog()))
@@ -120,10 +124,12 @@ describe("scan of a damaged store", () => {
         expect(outcome("g-incr2")[1]).toBe(outcome("g-incr1")[1])
         expect(outcome("h-incr")).toEqual(["orphan", "parent backup h-full is not in the store or the catalog"])
         expect(outcome("junk_metadata")[1]).toMatch(/does not name a backup/)
-        expect(report.entries).toHaveLength(13)
+        expect(outcome("i-full")).toEqual(["imported", undefined])
+        expect(outcome("i-incr")).toEqual(["invalid", "it is a backup of volume vol-other, but its parent backup i-full is of volume vol-i-full"])
+        expect(report.entries).toHaveLength(15)
 
         const records = new Map((yield* catalog.list()).map((r) => [r.id, r]))
-        expect([...records.keys()].sort()).toEqual(["a-full", "a-incr", "d-full", "g-full"])
+        expect([...records.keys()].sort()).toEqual(["a-full", "a-incr", "d-full", "g-full", "i-full"])
         // The record the catalog had is left as it was.
         expect(records.get("d-full")).toEqual(kept)
         // The rebuilt record is the lost one, but for what only the catalog knew (when it was last updated).
@@ -137,7 +143,7 @@ describe("scan of a damaged store", () => {
         // Idempotent: nothing more is imported, the same problems are reported.
         const again = yield* scan()
         expect(again.entries.filter((e) => e.outcome === "imported")).toEqual([])
-        expect(again.entries.filter((e) => e.outcome === "invalid" || e.outcome === "orphan")).toHaveLength(9)
+        expect(again.entries.filter((e) => e.outcome === "invalid" || e.outcome === "orphan")).toHaveLength(10)
       }).pipe(Effect.provide(layerMemoryCatalog()))
     )
   )
