@@ -276,7 +276,16 @@ export const scan = (options: ScanOptions = {}) =>
     for (const id of candidates.keys()) yield* settle(id, [])
 
     if (options.dryRun !== true) {
-      yield* Effect.forEach(ordered, (record) => catalog.create(record), { discard: true })
+      // A record another scan (or host) created meanwhile is left as it is, as one found at the start would be.
+      const createOrFind = (record: BackupRecord) =>
+        catalog.create(record).pipe(
+          Effect.catchTag("CatalogError", (error) =>
+            Effect.flatMap(Effect.either(catalog.get(record.id)), (found) =>
+              Either.isRight(found) ? Effect.sync(() => void entries.set(record.id, { ...entries.get(record.id)!, outcome: "existing" })) : Effect.fail(error)
+            )
+          )
+        )
+      yield* Effect.forEach(ordered, createOrFind, { discard: true })
     }
     const report: ScanReport = {
       containers,

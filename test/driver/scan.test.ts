@@ -148,6 +148,19 @@ describe("scan of a damaged store", () => {
     )
   )
 
+  it.live("two scans at once into one catalog: each backup is imported by one of them, the other finds it existing", () =>
+    withStore((root) =>
+      Effect.gen(function* () {
+        yield* damagedStore(root)
+        const [first, second] = yield* Effect.all([scan(), scan()], { concurrency: 2 })
+        const imported = (report: typeof first) => report.entries.filter((e) => e.outcome === "imported").map((e) => e.backupId)
+        expect([...imported(first), ...imported(second)].sort()).toEqual(["a-full", "a-incr", "d-full", "g-full", "i-full"])
+        for (const id of imported(first)) expect(byId(second.entries).get(id)?.outcome).toBe("existing")
+        expect((yield* (yield* BackupCatalog).list()).map((r) => r.id).sort()).toEqual(["a-full", "a-incr", "d-full", "g-full", "i-full"])
+      }).pipe(Effect.provide(layerMemoryCatalog()))
+    )
+  )
+
   it.live("a container named outside the root is refused, and a link out of the root is not followed", () =>
     withStore((root) =>
       Effect.gen(function* () {
