@@ -26,9 +26,9 @@ import { claim, holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
 import { finishFailedBackup, pendingDeletion } from "./cleanup.js"
 import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
-import { makeDigestList, type DigestList } from "./digests.js"
+import { makeDigestList, sameDigest } from "./digests.js"
 import { groupPlacements } from "./jobGroups.js"
-import { allOfKind, BlockKind, blockRuns, readSlots, volumeMapOf, type ReadSlot } from "./readPlan.js"
+import { allOfKind, BlockKind, blockRuns, processSlots, volumeMapOf, type ParentDigests, type ReadSlot } from "./readPlan.js"
 import { fileSource, type VolumeSource } from "./volumeSource.js"
 import { VolumeMetadata } from "./VolumeMetadata.js"
 
@@ -61,14 +61,12 @@ const SLOT_BYTES = 4 * 1024 * 1024
 const BATCH_PIECES = 64
 const BATCH_BYTES = 1024 * 1024
 
-/** Runs of changed blocks inside one chunk; a run never crosses the chunk's end. */
-const changedRuns = (
-  chunk: Piece,
-  digests: DigestList,
-  parentHashes: ReadonlyArray<string>,
-  firstIndex: number,
-  blockSize: number
-): Array<Piece> => {
+/**
+ * Runs of changed blocks inside one chunk; a run never crosses the chunk's
+ * end. `digests` and `kinds` are the slot's, from the chunk's first block at
+ * `inSlot`; `index` is that block's in the volume.
+ */
+const changedRuns = (chunk: Piece, digests: Uint8Array, kinds: Uint8Array, inSlot: number, parent: ParentDigests, index: number, blockSize: number): Array<Piece> => {
   const pieces: Array<Piece> = []
   let start = -1
   const close = (end: number) => {
@@ -77,9 +75,10 @@ const changedRuns = (
   }
   const blocks = Math.ceil(chunk.data.length / blockSize)
   for (let i = 0; i < blocks; i++) {
-    // Compared as hex, as Cinder does; blocks past the parent's end count as changed.
+    // Equal bytes are equal hex, as Cinder compares them; blocks past the parent's end count as changed.
     // A block the source says is the parent's (a dirty bitmap's clean block) is unchanged.
-    const changed = !digests.inherits(firstIndex + i) && digests.hexAt(firstIndex + i) !== parentHashes[firstIndex + i]
+    const changed =
+      kinds[inSlot + i] !== BlockKind.parent && (index + i >= parent.count || !sameDigest(digests, inSlot + i, parent.digests, index + i))
     if (changed && start === -1) start = i * blockSize
     if (!changed && start !== -1) close(i * blockSize)
   }
@@ -109,8 +108,8 @@ const checkChanges = (source: VolumeSource, parent: BackupRecord | undefined) =>
           }))
         : Effect.void
 
-/** The parent's sha list, after Cinder's two refusals. */
-const parentHashesFor = (record: BackupRecord, shaBlockSize: number, source: VolumeSource) =>
+/** The parent's sha256 list, after Cinder's two refusals. */
+const parentDigestsFor = (record: BackupRecord, shaBlockSize: number, source: VolumeSource) =>
   Effect.gen(function* () {
     if (record.parent_id === null) return undefined
     const catalog = yield* BackupCatalog
@@ -133,7 +132,7 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number, source: Vol
     if (record.size > parent.size || record.volume_size_bytes > parent.volume_size_bytes) {
       return yield* new InvalidBackup({ backupId: record.id, reason: "volume size increased since the last backup; do a full backup" })
     }
-    return shaFile.sha256s
+    return shaFile
   })
 
 /**
@@ -143,7 +142,6 @@ const parentHashesFor = (record: BackupRecord, shaBlockSize: number, source: Vol
 export const runBackup = (backupId: string, volume: string | VolumeSource, options: BackupOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
-    const pool = yield* CodecPool
     const catalog = yield* BackupCatalog
     const initial = yield* catalog.get(backupId)
     if (initial.status !== "creating") {
@@ -156,8 +154,8 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
       yield* checkSizes(chunkSize, shaBlockSize)
       const compression = yield* parseCompression(options.compression ?? "zlib")
       const source = typeof volume === "string" ? yield* fileSource(volume) : volume
-      const parentHashes = yield* parentHashesFor(initial, shaBlockSize, source)
-      if (parentHashes === undefined) yield* checkChanges(source, undefined)
+      const parent = yield* parentDigestsFor(initial, shaBlockSize, source)
+      if (parent === undefined) yield* checkChanges(source, undefined)
 
       const container = store.containerFor(initial)
       yield* store.ensureContainer(container)
@@ -173,7 +171,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         const chunksPerSlot = Math.max(1, Math.floor(SLOT_BYTES / chunkSize))
         const slotSize = Math.min(chunksPerSlot * chunkSize, record.volume_size_bytes)
         const blocksPerChunk = chunkSize / shaBlockSize
-        const digests = makeDigestList(Math.ceil(slotSize / shaBlockSize), parentHashes)
+        const digests = makeDigestList(Math.ceil(slotSize / shaBlockSize))
         let objectIndex = 0
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A slot holds its chunks from being read until their objects are stored:
@@ -202,16 +200,16 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
           })
         // Holes are not read, nor (with a dirty bitmap) what is the parent's; a
         // piece that is all hole is the zero object, compressed once per length.
-        const map = yield* volumeMapOf(source, parentHashes !== undefined)
+        const map = yield* volumeMapOf(source, parent !== undefined)
         const zeroObject = yield* Effect.cachedFunction((length: number) => prepareObject(compression, new Uint8Array(length)))
         const piecesOf = ({ offset, data, kinds, digests: slotDigests, pooled }: ReadSlot) => {
           const first = digests.count()
-          digests.push(slotDigests, kinds.indexOf(BlockKind.parent) !== -1 ? kinds.map((kind) => (kind === BlockKind.parent ? 1 : 0)) : undefined)
+          digests.push(slotDigests)
           const pieces: Array<Piece> = []
           for (let j = 0; j * chunkSize < data.length; j++) {
             const chunk = { offset: offset + j * chunkSize, data: data.subarray(j * chunkSize, (j + 1) * chunkSize) }
-            if (parentHashes === undefined) pieces.push(chunk)
-            else for (const run of changedRuns(chunk, digests, parentHashes, first + j * blocksPerChunk, shaBlockSize)) pieces.push(run)
+            if (parent === undefined) pieces.push(chunk)
+            else for (const run of changedRuns(chunk, slotDigests, kinds, j * blocksPerChunk, parent, first + j * blocksPerChunk, shaBlockSize)) pieces.push(run)
           }
           const zeros: Array<Piece> = []
           const written: Array<Piece> = []
@@ -227,39 +225,39 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
           }
           return { pieces, zeros, written }
         }
-        const objects = yield* readSlots(source, { map, slots, blockSize: shaBlockSize, parentHashes, readConcurrency: source.sequential === true ? 1 : 2, hashConcurrency: pool.size, onRead: progress.read }).pipe(
-          Stream.map((slot) => {
-            const { pieces, zeros, written } = piecesOf(slot)
-            // Numbered here, in volume order, whatever finishes first below.
-            const names = new Map(pieces.map((piece) => [piece, dataObjectName(prefix, ++objectIndex)]))
-            const sized = written.map((piece) => ({ piece, name: names.get(piece)!, object: { length: piece.data.length } }))
-            const unchanged = slot.data.length - pieces.reduce((sum, piece) => sum + piece.data.length, 0)
-            const zeroPieces = zeros.map((piece) => ({ piece, name: names.get(piece)! }))
-            return { slot, unchanged, zeroPieces, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
-          }),
-          Stream.mapEffect(
-            ({ slot, unchanged, zeroPieces, batches }) =>
-              Effect.all(
-                [
-                  Effect.forEach(batches, (batch) => writeBatch(batch, prepared(batch)), { concurrency: "unbounded" }),
-                  Effect.forEach(zeroPieces, (item) => writeBatch([item], Effect.map(zeroObject(item.piece.data.length), (object) => [object])), {
-                    concurrency: "unbounded"
-                  })
-                ],
-                { concurrency: "unbounded" }
-              ).pipe(
-                // Entries in volume order, as Cinder lists them.
-                Effect.map(([entries, zeroEntries]) =>
-                  zeroEntries.length === 0 ? entries.flat() : [...entries.flat(), ...zeroEntries.flat()].sort((a, b) => offsetOf(a) - offsetOf(b))
-                ),
-                Effect.zipLeft(slot.pooled ? slots.give(slot.data) : Effect.void),
-                Effect.tap(() => progress.advance(unchanged, 0)),
-                Effect.map((entries) => ({ offset: slot.offset, entries }))
-              ),
-            // Unordered: a slot of data being compressed does not hold back the
-            // slots after it (a thin volume's holes, a bitmap's clean stretches).
-            { concurrency, unordered: true }
-          ),
+        // Numbered here, in volume order, whatever finishes first below.
+        const nameSlot = (slot: ReadSlot) => {
+          const { pieces, zeros, written } = piecesOf(slot)
+          const names = new Map(pieces.map((piece) => [piece, dataObjectName(prefix, ++objectIndex)]))
+          const sized = written.map((piece) => ({ piece, name: names.get(piece)!, object: { length: piece.data.length } }))
+          const unchanged = slot.data.length - pieces.reduce((sum, piece) => sum + piece.data.length, 0)
+          const zeroPieces = zeros.map((piece) => ({ piece, name: names.get(piece)! }))
+          return { slot, pieces, unchanged, zeroPieces, batches: groupPlacements(sized, BATCH_BYTES, BATCH_PIECES) }
+        }
+        const storeSlot = ({ slot, pieces, unchanged, zeroPieces, batches }: ReturnType<typeof nameSlot>) => {
+          const writes = Effect.forEach(batches, (batch) => writeBatch(batch, prepared(batch)), { concurrency: "unbounded" })
+          const zeroWrites = Effect.forEach(zeroPieces, (item) => writeBatch([item], Effect.map(zeroObject(item.piece.data.length), (object) => [object])), {
+            concurrency: "unbounded"
+          })
+          // A slot with nothing to store (all the parent's) forks nothing.
+          const stored =
+            pieces.length === 0
+              ? Effect.succeed([])
+              : Effect.all([writes, zeroWrites], { concurrency: "unbounded" }).pipe(
+                  // Entries in volume order, as Cinder lists them.
+                  Effect.map(([entries, zeroEntries]) =>
+                    zeroEntries.length === 0 ? entries.flat() : [...entries.flat(), ...zeroEntries.flat()].sort((a, b) => offsetOf(a) - offsetOf(b))
+                  )
+                )
+          return stored.pipe(
+            Effect.zipLeft(slot.pooled ? slots.give(slot.data) : Effect.void),
+            Effect.tap(() => progress.advance(unchanged, 0)),
+            Effect.map((entries) => ({ offset: slot.offset, entries }))
+          )
+        }
+        // Unordered: a slot of data being compressed does not hold back the
+        // slots after it (a thin volume's holes, a bitmap's clean stretches).
+        const objects = yield* processSlots(source, { map, slots, blockSize: shaBlockSize, parent, concurrency, onRead: progress.read }, nameSlot, storeSlot).pipe(
           Stream.runCollect,
           Effect.map((slotsDone) => {
             const all: Array<BackupMetadata["objects"][number]> = []

@@ -7,18 +7,12 @@ export const DIGEST_BYTES = 32
 
 export interface DigestList {
   readonly count: () => number
-  /**
-   * Appends a chunk's digests (a multiple of 32 bytes). Blocks marked in
-   * `inherited` (one byte per block, non-zero) are the parent's: their
-   * digests are the parent's hex, kept as it is (no bytes for them).
-   */
-  readonly push: (digests: Uint8Array, inherited?: Uint8Array) => void
+  /** Appends a chunk's digests (a multiple of 32 bytes). */
+  readonly push: (digests: Uint8Array) => void
   /** The hex digest of block `index`, as the sha256 file lists it. */
   readonly hexAt: (index: number) => string
   /** Writes the hex digest of block `index` (64 ASCII bytes) at `out[at]`, making no string. */
   readonly writeHexAt: (index: number, out: Buffer, at: number) => void
-  /** True when block `index` is the parent's (it was not read). */
-  readonly inherits: (index: number) => boolean
 }
 
 /** Each byte's two hex digits as ASCII, low byte first (the first digit). */
@@ -29,29 +23,22 @@ const HEX_PAIRS = (() => {
   return pairs
 })()
 
-/** Parts of `blocksPerChunk` digests each, but for the last chunk's; `parentHashes` for inherited blocks. */
-export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArray<string> = []): DigestList => {
+/** Parts of `blocksPerChunk` digests each, but for the last chunk's. */
+export const makeDigestList = (blocksPerChunk: number): DigestList => {
   const parts: Array<Buffer> = []
-  const inheritedParts: Array<Uint8Array | undefined> = []
   let count = 0
   let hexPart = -1
   let partHex = ""
-  const inherits = (index: number) => {
-    const part = Math.floor(index / blocksPerChunk)
-    return inheritedParts[part]?.[index - part * blocksPerChunk] ? true : false
-  }
   return {
     count: () => count,
-    push: (digests, inherited) => {
+    push: (digests) => {
       parts.push(Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength))
-      inheritedParts.push(inherited)
       count += digests.byteLength / DIGEST_BYTES
     },
     hexAt: (index) => {
-      if (inherits(index)) return parentHashes[index]!
       const part = Math.floor(index / blocksPerChunk)
       const offset = (index - part * blocksPerChunk) * DIGEST_BYTES * 2
-      // Read in order (comparisons, the sha256 file): one hex conversion per part, then slices of it.
+      // Read in order (the sha256 file): one hex conversion per part, then slices of it.
       if (part !== hexPart) {
         hexPart = part
         partHex = parts[part]!.toString("hex")
@@ -59,10 +46,6 @@ export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArr
       return partHex.slice(offset, offset + DIGEST_BYTES * 2)
     },
     writeHexAt: (index, out, at) => {
-      if (inherits(index)) {
-        out.write(parentHashes[index]!, at, "latin1")
-        return
-      }
       const part = Math.floor(index / blocksPerChunk)
       const bytes = parts[part]!
       let from = (index - part * blocksPerChunk) * DIGEST_BYTES
@@ -71,7 +54,14 @@ export const makeDigestList = (blocksPerChunk: number, parentHashes: ReadonlyArr
         out[at++] = pair & 0xff
         out[at++] = pair >> 8
       }
-    },
-    inherits
+    }
   }
+}
+
+/** True when digest `index` of `a` and digest `other` of `b` are the same 32 bytes. */
+export const sameDigest = (a: Uint8Array, index: number, b: Uint8Array, other: number): boolean => {
+  const x = index * DIGEST_BYTES
+  const y = other * DIGEST_BYTES
+  for (let k = 0; k < DIGEST_BYTES; k++) if (a[x + k] !== b[y + k]) return false
+  return true
 }

@@ -5,7 +5,8 @@ import { Effect } from "effect"
 import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
 import { InvalidBackup, UnsupportedVersion } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
-import { decodeMetadata, decodeSha256File } from "../format/documents.js"
+import { decodeMetadata } from "../format/documents.js"
+import { decodeSha256Digests } from "../format/sha256Digests.js"
 import { someOf } from "../format/untrusted.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 
@@ -60,7 +61,7 @@ export const readMetadata = (record: BackupRecord) =>
   })
 
 export const readSha256File = (record: BackupRecord) =>
-  Effect.flatMap(readDocument(record, sha256Name), ({ object, bytes }) => decodeSha256File(record.id, object, bytes))
+  Effect.flatMap(readDocument(record, sha256Name), ({ object, bytes }) => decodeSha256Digests(record.id, object, bytes))
 
 /**
  * Cinder's restore check: the container's objects under the prefix (less the

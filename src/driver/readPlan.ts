@@ -8,7 +8,7 @@
  * been read.
  */
 import { createHash } from "node:crypto"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, FiberId, Stream } from "effect"
 import type { CodecPool } from "../codec/pool.js"
 import { hashInWorker } from "../codec/poolJobs.js"
 import type { SlotPool } from "../codec/slots.js"
@@ -104,7 +104,7 @@ export interface ReadSlot {
   /** a view of a slot of the pool; only blocks of kind `read` hold the volume's bytes */
   readonly data: Uint8Array
   readonly kinds: Uint8Array
-  /** 32 bytes per block; a block of kind `parent` has none (its digest is the parent's hex) */
+  /** 32 bytes per block; a block of kind `parent` has the parent's */
   readonly digests: Uint8Array
   /**
    * True when `data` is a slot of the pool, to be handed back. A slot with
@@ -123,28 +123,49 @@ export const volumeMapOf = (source: VolumeSource, incremental: boolean): Effect.
     return { ...(data === undefined ? {} : { data }), ...(changed === undefined ? {} : { changed }) }
   })
 
+/** A parent backup's sha256 list: `count` digests, 32 bytes each. */
+export interface ParentDigests {
+  readonly count: number
+  readonly digests: Uint8Array
+}
+
+/** A slot's latches: its read done (a source read in order), its in-order step done. */
+interface Turn {
+  readonly read: Deferred.Deferred<void> | undefined
+  readonly ordered: Deferred.Deferred<void>
+}
+
 export interface ReadSlotsOptions {
   readonly map: VolumeMap
   readonly slots: SlotPool
   readonly blockSize: number
-  /** the parent's sha256s, for blocks of kind `parent` */
-  readonly parentHashes: ReadonlyArray<string> | undefined
-  /** slots read at once (1 for a source read in order) */
-  readonly readConcurrency: number
-  /** slots hashed at once */
-  readonly hashConcurrency: number
+  /** the parent's sha256 list, for blocks of kind `parent` */
+  readonly parent: ParentDigests | undefined
+  /** slots worked on at once (each holds at most one slot of the pool) */
+  readonly concurrency: number
   /** told the bytes of each read */
   readonly onRead?: (bytes: number) => Effect.Effect<void>
 }
 
 /**
- * The volume as slots of the pool's size, in order, each with the kinds
- * and digests of its blocks. Reading waits while every slot is in use (the
- * backpressure that bounds a backup's memory). The volume must hold exactly
- * `source.size` bytes: a short read, or a byte past the end, is a VolumeError.
+ * The volume as slots of the pool's size, each with the kinds and digests of
+ * its blocks. `concurrency` slots are worked on at once, each read, hashed
+ * and finished by one fiber: one stage, not a pipeline of them, because a
+ * stage costs a fiber and a handoff per slot, which was most of a thin or
+ * bitmap backup's time. `inOrder` sees the slots in volume order (where
+ * objects are numbered) and `finish` takes its result; results come in the
+ * order they finish. A source read in order (a pipe) is read one slot after
+ * another, in volume order. The volume must hold exactly `source.size`
+ * bytes: a short read, or a byte past the end, is a VolumeError.
  */
-export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stream.Stream<ReadSlot, VolumeError, CodecPool> => {
-  const { map, slots, blockSize, parentHashes } = options
+export const processSlots = <B, A, E, R>(
+  source: VolumeSource,
+  options: ReadSlotsOptions,
+  inOrder: (slot: ReadSlot) => B,
+  finish: (b: B) => Effect.Effect<A, E, R>
+): Stream.Stream<A, VolumeError | E, CodecPool | R> => {
+  const { map, slots, blockSize, parent } = options
+  const parentCount = parent?.count ?? 0
   const changedSize = (read: number) =>
     new VolumeError({ path: source.name, reason: `changed size during the backup: read ${read} bytes, expected ${source.size}` })
   const readRange = (buffer: Uint8Array, offset: number) =>
@@ -169,7 +190,7 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
       const blocks = kinds.length
       const firstBlock = offset / blockSize
       // A block the parent's list does not reach counts as changed (as Cinder has it): it is read.
-      for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && parentHashes?.[firstBlock + b] === undefined) kinds[b] = BlockKind.read
+      for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && firstBlock + b >= parentCount) kinds[b] = BlockKind.read
       const reads = blockRuns(kinds, BlockKind.read)
       const pooled = reads.length > 0
       zeros ??= pooled ? undefined : new Uint8Array(slots.size)
@@ -185,23 +206,47 @@ export const readSlots = (source: VolumeSource, options: ReadSlotsOptions): Stre
         return { offset, data, kinds, pooled, digests: yield* hashInWorker(data, blockSize) }
       }
       const digests = new Uint8Array(blocks * DIGEST_BYTES)
-      const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
-      reads.forEach((run, i) => digests.set(hashed[i]!, run.start * DIGEST_BYTES))
+      if (reads.length > 0) {
+        const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
+        reads.forEach((run, i) => digests.set(hashed[i]!, run.start * DIGEST_BYTES))
+      }
       for (const run of blockRuns(kinds, BlockKind.zero)) {
         digests.set(zeroDigests(run.end - run.start), run.start * DIGEST_BYTES)
         // The volume's last block may be short: its own digest.
         const last = data.length - (run.end - 1) * blockSize
         if (last < blockSize) digests.set(zeroDigest(last), (run.end - 1) * DIGEST_BYTES)
       }
+      const firstBlock = offset / blockSize
+      for (const run of parent === undefined ? [] : blockRuns(kinds, BlockKind.parent)) {
+        digests.set(parent!.digests.subarray((firstBlock + run.start) * DIGEST_BYTES, (firstBlock + run.end) * DIGEST_BYTES), run.start * DIGEST_BYTES)
+      }
       return { offset, data, kinds, pooled, digests }
     })
   const offsets = Stream.iterate(0, (offset) => offset + slots.size).pipe(Stream.takeWhile((offset) => offset < source.size))
+  // Turns in volume order: a chain of latches, each slot's opened when it is done with its
+  // in-order step (and, for a source read in order, its read), the next slot waiting for it.
+  const turns = offsets.pipe(
+    Stream.mapAccum(undefined as Turn | undefined, (previous, offset) => {
+      const mine: Turn = { read: source.sequential === true ? Deferred.unsafeMake<void>(FiberId.none) : undefined, ordered: Deferred.unsafeMake<void>(FiberId.none) }
+      return [mine, { offset, previous, mine }] as const
+    })
+  )
+  const after = (latch: Deferred.Deferred<void> | undefined) => (latch === undefined ? Effect.void : Deferred.await(latch))
+  const slotOf = ({ offset, previous, mine }: { offset: number; previous: Turn | undefined; mine: Turn }) =>
+    Effect.gen(function* () {
+      const read = mine.read === undefined ? readSlot(offset) : after(previous?.read).pipe(Effect.zipRight(readSlot(offset)), Effect.ensuring(Deferred.succeed(mine.read, undefined)))
+      const slot = yield* Effect.flatMap(read, hashSlot)
+      yield* after(previous?.ordered)
+      const b = inOrder(slot)
+      yield* Deferred.succeed(mine.ordered, undefined)
+      return yield* finish(b)
+    })
   // After the last byte: the volume must not go on (a file that grew meanwhile).
   const atEnd = Effect.flatMap(source.read(source.size, new Uint8Array(1)), (n) =>
     n === 0 ? Effect.void : Effect.fail(new VolumeError({ path: source.name, reason: `changed size during the backup: it has more than ${source.size} bytes` }))
   )
   return Stream.concat(
-    offsets.pipe(Stream.mapEffect(readSlot, { concurrency: options.readConcurrency }), Stream.mapEffect(hashSlot, { concurrency: options.hashConcurrency })),
+    turns.pipe(Stream.mapEffect(slotOf, { concurrency: options.concurrency, unordered: true })),
     Stream.execute(atEnd)
   )
 }

@@ -249,8 +249,8 @@ const expectedDigests = (record: BackupRecord, placed: ReadonlyArray<{ readonly 
     const blockSize = shaFile.chunk_size
     const blocks = Math.ceil(size / blockSize)
     const invalid = (reason: string) => new InvalidBackup({ backupId: record.id, object: sha256Name(record.service_metadata ?? ""), reason })
-    if (shaFile.sha256s.length !== blocks) {
-      return yield* invalid(`the sha256 file lists ${shaFile.sha256s.length} blocks of ${blockSize} bytes; the ${size}-byte volume has ${blocks}`)
+    if (shaFile.count !== blocks) {
+      return yield* invalid(`the sha256 file lists ${shaFile.count} blocks of ${blockSize} bytes; the ${size}-byte volume has ${blocks}`)
     }
     const misaligned = misalignedRange(placed, blockSize, size)
     if (misaligned !== undefined) {
@@ -260,9 +260,7 @@ const expectedDigests = (record: BackupRecord, placed: ReadonlyArray<{ readonly 
         reason: `its bytes do not start and end on ${blockSize}-byte sha blocks, so the sha256 list cannot check them`
       })
     }
-    const digests = Buffer.allocUnsafe(blocks * DIGEST_BYTES)
-    shaFile.sha256s.forEach((hex, i) => digests.write(hex, i * DIGEST_BYTES, "hex"))
-    return { blockSize, digests }
+    return { blockSize, digests: shaFile.digests }
   })
 
 type ShaCheck = Effect.Effect.Success<ReturnType<typeof expectedDigests>>

@@ -11,7 +11,8 @@
  */
 import { Effect, Either } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
-import { dataObjects, type BackupMetadata, type Sha256File } from "../domain/documents.js"
+import { dataObjects, type BackupMetadata } from "../domain/documents.js"
+import type { Sha256Digests } from "../format/sha256Digests.js"
 import { InvalidBackup, ScanFoundProblems } from "../domain/errors.js"
 import { newBackupRecord, sizeInGiB, type BackupRecord } from "../domain/record.js"
 import { clip } from "../format/untrusted.js"
@@ -74,7 +75,7 @@ export const parseCinderTimestamp = (text: string): Date | undefined => {
 interface Candidate {
   readonly record: BackupRecord
   readonly metadata: BackupMetadata
-  readonly shaFile: Sha256File
+  readonly shaFile: Sha256Digests
 }
 
 const reasonOf = (error: { readonly message: string }) => error.message
@@ -92,7 +93,7 @@ const volumeSizeFrom = (candidate: Candidate, parentSize: number | undefined): n
   const end = Math.max(0, ...ends)
   if (parentSize === undefined) return end
   const blockSize = candidate.shaFile.chunk_size
-  const blocks = candidate.shaFile.sha256s.length
+  const blocks = candidate.shaFile.count
   return end > (blocks - 1) * blockSize ? end : Math.min(parentSize, blocks * blockSize)
 }
 
@@ -140,11 +141,11 @@ const sized = (candidate: Candidate, parentSize: number | undefined) =>
     const bytes = volumeSizeFrom(candidate, parentSize)
     const record: BackupRecord = { ...candidate.record, volume_size_bytes: bytes, size: sizeInGiB(bytes) }
     yield* checkLayout(record, dataObjects(candidate.metadata))
-    const { chunk_size: blockSize, sha256s } = candidate.shaFile
-    if (sha256s.length !== Math.ceil(bytes / blockSize)) {
+    const { chunk_size: blockSize, count } = candidate.shaFile
+    if (count !== Math.ceil(bytes / blockSize)) {
       return yield* new InvalidBackup({
         backupId: record.id,
-        reason: `the sha256 file lists ${sha256s.length} blocks of ${blockSize} bytes; the ${bytes}-byte volume has ${Math.ceil(bytes / blockSize)}`
+        reason: `the sha256 file lists ${count} blocks of ${blockSize} bytes; the ${bytes}-byte volume has ${Math.ceil(bytes / blockSize)}`
       })
     }
     return record

@@ -10,6 +10,8 @@ import { Effect, Either, Stream } from "effect"
 import { hash } from "node:crypto"
 import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
+import type { Sha256Digests } from "../format/sha256Digests.js"
+import { DIGEST_BYTES } from "./digests.js"
 import type { BackupRecord } from "../domain/record.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
@@ -68,14 +70,14 @@ const problemOf = (backupId: string, error: { readonly message: string; readonly
  * block is hashed at once; a block that arrives in parts waits, copied,
  * until it is complete.
  */
-const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyArray<string>, volumeSize: number, problems: Array<Problem>) => {
+const makeShaChecker = (backupId: string, blockSize: number, expected: Sha256Digests, volumeSize: number, problems: Array<Problem>) => {
   const blocks = Math.ceil(volumeSize / blockSize)
   const checked = new Uint8Array(blocks)
   const partial = new Map<number, { readonly bytes: Uint8Array; filled: number }>()
   const lengthOf = (index: number) => Math.min(blockSize, volumeSize - index * blockSize)
   const check = (index: number, block: Uint8Array) => {
     checked[index] = 1
-    if (index < expected.length && expected[index] !== hash("sha256", block, "hex")) {
+    if (index < expected.count && !hash("sha256", block, "buffer").equals(expected.digests.subarray(index * DIGEST_BYTES, (index + 1) * DIGEST_BYTES))) {
       problems.push({ backupId, problem: `sha block ${index} (offset ${index * blockSize}) does not match the sha256 file` })
     }
   }
@@ -106,7 +108,7 @@ const makeShaChecker = (backupId: string, blockSize: number, expected: ReadonlyA
       }
     },
     end: () => {
-      if (blocks !== expected.length) problems.push({ backupId, problem: `the volume has ${blocks} sha blocks, the sha256 file lists ${expected.length}` })
+      if (blocks !== expected.count) problems.push({ backupId, problem: `the volume has ${blocks} sha blocks, the sha256 file lists ${expected.count}` })
       const unchecked = checked.indexOf(0)
       if (unchecked !== -1) problems.push({ backupId, problem: `sha block ${unchecked} (offset ${unchecked * blockSize}) is not covered by the backup's objects` })
     }
@@ -229,7 +231,7 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     if (shaFile !== undefined && Either.isLeft(shaFile)) problems.push(problemOf(backupId, shaFile.left))
     const checker =
       shaFile !== undefined && Either.isRight(shaFile)
-        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right.sha256s, size, problems)
+        ? makeShaChecker(backupId, shaFile.right.chunk_size, shaFile.right, size, problems)
         : undefined
 
     const visible = new Map(placed.map((p) => [p.object, p.visible]))

@@ -4,7 +4,7 @@
  * past its size or fails is a VolumeError that claims nothing.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Stream } from "effect"
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import { backup, BackupCatalog, fileSource, ObjectStore, restore, streamSource, type VolumeSource } from "../../src/index.js"
@@ -49,6 +49,36 @@ describe("backup from a stream", () => {
       }
       const store = yield* ObjectStore
       expect(yield* store.list("volumebackups", "")).toEqual([])
+    }).pipe(Effect.provide(memoryServices()))
+  )
+
+  it.scoped("objects are numbered in volume order when a later slot is read before an earlier one", () =>
+    Effect.gen(function* () {
+      // Three 4 MiB slots of 256 KiB chunks; the first slot's read ends only after the second's.
+      const bytes = patternedVolume(12 * 1024 * 1024 - 4096, 11)
+      const secondRead = yield* Deferred.make<void>()
+      const source: VolumeSource = {
+        name: "slow start",
+        size: bytes.length,
+        read: (offset, buffer) =>
+          Effect.gen(function* () {
+            if (offset < 4 * 1024 * 1024) yield* Deferred.await(secondRead)
+            const n = Math.max(0, Math.min(buffer.length, bytes.length - offset))
+            buffer.set(bytes.subarray(offset, offset + n))
+            if (offset >= 4 * 1024 * 1024 && offset < 8 * 1024 * 1024) yield* Deferred.succeed(secondRead, undefined)
+            return n
+          })
+      }
+      const record = yield* backup({ id: "o", volume_id: "v" }, source, { ...options, concurrency: 4 })
+      const store = yield* ObjectStore
+      const names = yield* store.list("volumebackups", "")
+      const metadata = JSON.parse(Buffer.from(yield* store.get("volumebackups", names.find((n) => n.endsWith("_metadata"))!)).toString()) as {
+        objects: Array<Record<string, { offset: number }>>
+      }
+      const placed = metadata.objects.map((item) => Object.entries(item)[0]!).map(([name, entry]) => ({ index: Number(name.split("-").pop()), offset: entry.offset }))
+      expect(placed.length).toBe(record.object_count)
+      expect(placed.map((p) => p.index)).toEqual(placed.map((_, i) => i + 1))
+      expect(placed.map((p) => p.offset)).toEqual(placed.map((_, i) => i * 256 * 1024))
     }).pipe(Effect.provide(memoryServices()))
   )
 
