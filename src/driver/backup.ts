@@ -207,8 +207,8 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         const map = yield* volumeMapOf(source, parent !== undefined)
         const zeroObject = yield* Effect.cachedFunction((length: number) => prepareObject(compression, new Uint8Array(length)))
         const piecesOf = ({ offset, data, kinds, digests: slotDigests, pooled }: ReadSlot) => {
-          const first = digests.count()
-          digests.push(slotDigests)
+          const first = offset / shaBlockSize
+          digests.set(offset / slotSize, slotDigests)
           const pieces: Array<Piece> = []
           for (let j = 0; j * chunkSize < data.length; j++) {
             const chunk = { offset: offset + j * chunkSize, data: data.subarray(j * chunkSize, (j + 1) * chunkSize) }
@@ -229,10 +229,12 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
           }
           return { pieces, zeros, written }
         }
-        // Numbered here, in volume order, whatever finishes first below.
+        // Named here (in volume order for an incremental), whatever finishes first below.
         const nameSlot = (slot: ReadSlot) => {
           const { pieces, zeros, written } = piecesOf(slot)
-          const names = new Map(pieces.map((piece) => [piece, dataObjectName(prefix, ++objectIndex)]))
+          // A full backup's objects are its chunks, numbered by offset; an incremental's are numbered as they are found.
+          const names = new Map(pieces.map((piece, i) => [piece, dataObjectName(prefix, parent === undefined ? piece.offset / chunkSize + 1 : objectIndex + 1 + i)]))
+          objectIndex += pieces.length
           const sized = written.map((piece) => ({ piece, name: names.get(piece)!, object: { length: piece.data.length } }))
           const unchanged = slot.data.length - pieces.reduce((sum, piece) => sum + piece.data.length, 0)
           const zeroPieces = zeros.map((piece) => ({ piece, name: names.get(piece)! }))
@@ -259,7 +261,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         }
         // Unordered: a slot of data being compressed does not hold back the
         // slots after it (a thin volume's holes, a bitmap's clean stretches).
-        const objects = yield* processSlots(source, { map, slots, blockSize: shaBlockSize, parent, concurrency, onRead: progress.read }, nameSlot, storeSlot).pipe(
+        const objects = yield* processSlots(source, { map, slots, blockSize: shaBlockSize, parent, concurrency, ordered: parent !== undefined, onRead: progress.read }, nameSlot, storeSlot).pipe(
           Stream.runCollect,
           Effect.map((slotsDone) => {
             const all: Array<BackupMetadata["objects"][number]> = []

@@ -7,8 +7,8 @@ export const DIGEST_BYTES = 32
 
 export interface DigestList {
   readonly count: () => number
-  /** Appends a chunk's digests (a multiple of 32 bytes). */
-  readonly push: (digests: Uint8Array) => void
+  /** Sets part `index`'s digests (a multiple of 32 bytes; parts may come in any order). */
+  readonly set: (index: number, digests: Uint8Array) => void
   /** The hex digest of block `index`, as the sha256 file lists it. */
   readonly hexAt: (index: number) => string
   /** Writes the hex digest of block `index` (64 ASCII bytes) at `out[at]`, making no string. */
@@ -23,7 +23,7 @@ const HEX_PAIRS = (() => {
   return pairs
 })()
 
-/** Parts of `blocksPerChunk` digests each, but for the last chunk's. */
+/** Parts of `blocksPerChunk` digests each, but for the last one; all are set before the list is read. */
 export const makeDigestList = (blocksPerChunk: number): DigestList => {
   const parts: Array<Buffer> = []
   let count = 0
@@ -31,9 +31,9 @@ export const makeDigestList = (blocksPerChunk: number): DigestList => {
   let partHex = ""
   return {
     count: () => count,
-    push: (digests) => {
-      parts.push(Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength))
-      count += digests.byteLength / DIGEST_BYTES
+    set: (index, digests) => {
+      count += digests.byteLength / DIGEST_BYTES - (parts[index] === undefined ? 0 : parts[index]!.byteLength / DIGEST_BYTES)
+      parts[index] = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength)
     },
     hexAt: (index) => {
       const part = Math.floor(index / blocksPerChunk)

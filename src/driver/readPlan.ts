@@ -129,10 +129,13 @@ export interface ParentDigests {
   readonly digests: Uint8Array
 }
 
+/** Fibers per slot of the pool when slots need not wait for each other: those beyond the pool wait for it, or have nothing to read. */
+const UNORDERED_FIBERS = 8
+
 /** A slot's latches: its read done (a source read in order), its in-order step done. */
 interface Turn {
   readonly read: Deferred.Deferred<void> | undefined
-  readonly ordered: Deferred.Deferred<void>
+  readonly ordered: Deferred.Deferred<void> | undefined
 }
 
 export interface ReadSlotsOptions {
@@ -141,8 +144,15 @@ export interface ReadSlotsOptions {
   readonly blockSize: number
   /** the parent's sha256 list, for blocks of kind `parent` */
   readonly parent: ParentDigests | undefined
-  /** slots worked on at once (each holds at most one slot of the pool) */
+  /** slots of the pool worked on at once */
   readonly concurrency: number
+  /**
+   * Whether `inOrder` must see the slots in volume order (an incremental's
+   * objects are numbered in order as its changed runs are found). Without,
+   * slots with nothing to read (a thin volume's holes) go on while slots of
+   * data wait for the pool, and keep the main thread busy meanwhile.
+   */
+  readonly ordered: boolean
   /** told the bytes of each read */
   readonly onRead?: (bytes: number) => Effect.Effect<void>
 }
@@ -227,10 +237,16 @@ export const processSlots = <B, A, E, R>(
   // in-order step (and, for a source read in order, its read), the next slot waiting for it.
   const turns = offsets.pipe(
     Stream.mapAccum(undefined as Turn | undefined, (previous, offset) => {
-      const mine: Turn = { read: source.sequential === true ? Deferred.unsafeMake<void>(FiberId.none) : undefined, ordered: Deferred.unsafeMake<void>(FiberId.none) }
+      const mine: Turn = {
+        read: source.sequential === true ? Deferred.unsafeMake<void>(FiberId.none) : undefined,
+        ordered: options.ordered ? Deferred.unsafeMake<void>(FiberId.none) : undefined
+      }
       return [mine, { offset, previous, mine }] as const
     })
   )
+  // Slots in order wait for each other, so no more of them than the pool holds may be under way
+  // (or one waiting for the pool could be waited for by all that hold it); others only for the pool.
+  const fibers = options.ordered || source.sequential === true ? options.concurrency : options.concurrency * UNORDERED_FIBERS
   const after = (latch: Deferred.Deferred<void> | undefined) => (latch === undefined ? Effect.void : Deferred.await(latch))
   const slotOf = ({ offset, previous, mine }: { offset: number; previous: Turn | undefined; mine: Turn }) =>
     Effect.gen(function* () {
@@ -238,7 +254,7 @@ export const processSlots = <B, A, E, R>(
       const slot = yield* Effect.flatMap(read, hashSlot)
       yield* after(previous?.ordered)
       const b = inOrder(slot)
-      yield* Deferred.succeed(mine.ordered, undefined)
+      if (mine.ordered !== undefined) yield* Deferred.succeed(mine.ordered, undefined)
       return yield* finish(b)
     })
   // After the last byte: the volume must not go on (a file that grew meanwhile).
@@ -246,7 +262,7 @@ export const processSlots = <B, A, E, R>(
     n === 0 ? Effect.void : Effect.fail(new VolumeError({ path: source.name, reason: `changed size during the backup: it has more than ${source.size} bytes` }))
   )
   return Stream.concat(
-    turns.pipe(Stream.mapEffect(slotOf, { concurrency: options.concurrency, unordered: true })),
+    turns.pipe(Stream.mapEffect(slotOf, { concurrency: fibers, unordered: true })),
     Stream.execute(atEnd)
   )
 }
