@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { COMMAND_NAMES } from "../../src/cli/commandNames.js"
 import { BIN, cli } from "../support/cli.js"
 import { patternedVolume, withTempDir } from "../support/layers.js"
 
@@ -21,6 +22,15 @@ const onTerminal = (env: Record<string, string>) =>
   }).stdout
 
 describe("CLI help and colour", () => {
+  it.live("the launcher knows every command by name (its code cache is kept per command)", () =>
+    Effect.gen(function* () {
+      const help = (yield* cli(["--help"])).stdout
+      const commands = [...help.matchAll(/^ {2}- ([a-z-]+)/gm)].map((m) => m[1])
+      expect(commands.length).toBeGreaterThan(5)
+      expect([...COMMAND_NAMES].sort()).toEqual([...commands].sort())
+    })
+  )
+
   it.live("piped help has no ANSI escapes", () =>
     Effect.gen(function* () {
       const help = yield* cli(["--help"])
