@@ -33,6 +33,7 @@ import { resolveBackupId } from "./backupId.js"
 import { described, STORE_SCHEMES } from "./help.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
 import { cinderTable, table } from "./tables.js"
+import { pruneHelp, pruneOptions, runPrune } from "./prune.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -427,6 +428,8 @@ const scanCommand = Command.make(
   )
 )
 
+const pruneCommand = Command.make("prune", pruneOptions, (args) => withServices((options) => runPrune(args, options))).pipe(Command.withDescription(pruneHelp))
+
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
   Command.withSubcommands([
@@ -440,6 +443,7 @@ export const command = root.pipe(
     importCommand,
     verifyCommand,
     cleanupCommand,
-    scanCommand
+    scanCommand,
+    pruneCommand
   ])
 )
