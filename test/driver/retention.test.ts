@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import { newBackupRecord, type BackupRecord, type BackupStatus } from "../../src/index.js"
+import { newBackupRecord, type BackupRecord } from "../../src/index.js"
 import {
   applyPolicy,
   before,
@@ -17,7 +17,7 @@ import {
   policyProblem,
   type RetentionPolicy
 } from "../../src/driver/retention.js"
-import { modelDeleted, type ModelPolicy } from "../support/retentionModel.js"
+import { histories, modelDeleted, modelPolicy, policies } from "../support/retentionModel.js"
 
 const at = (iso: string) => new Date(`${iso}Z`)
 const NOW = at("2030-01-01T00:00:00")
@@ -161,55 +161,6 @@ describe("the chain rule", () => {
     expect(plan.deletionOrder).toEqual(["halfdeleted", "full2"])
   })
 })
-
-// ---- property: the plan against the model ----
-
-const STATUSES: ReadonlyArray<BackupStatus> = ["available", "available", "available", "available", "error", "deleting", "restoring"]
-
-/** Gaps between backups from minutes to weeks, so every period rule meets both crowded and empty periods. */
-const gapMinutes = fc.oneof(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 60, max: 48 * 60 }), fc.integer({ min: 1440, max: 40 * 1440 }))
-
-/** A history: per volume, backups in time order, each a full or an incremental of an earlier one of its volume. */
-export const histories = fc
-  .array(
-    fc.array(fc.record({ gap: gapMinutes, parent: fc.option(fc.nat(), { freq: 3 }), status: fc.constantFrom(...STATUSES) }), { minLength: 1, maxLength: 14 }),
-    { minLength: 1, maxLength: 3 }
-  )
-  .map((volumes) =>
-    volumes.flatMap((steps, v) => {
-      let time = Date.UTC(2023, 11, 20 + v)
-      return steps.map((step, i) => {
-        time += step.gap * 60_000
-        return record(`v${v}-b${String(i).padStart(2, "0")}`, new Date(time), {
-          volume_id: `vol${v}`,
-          parent_id: i === 0 || step.parent === null ? null : `v${v}-b${String(step.parent % i).padStart(2, "0")}`,
-          status: step.status
-        })
-      })
-    })
-  )
-
-const count = fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 6 }))
-
-export const policies = fc
-  .record(
-    {
-      last: count,
-      hourly: count,
-      daily: count,
-      weekly: count,
-      monthly: count,
-      yearly: count,
-      within: fc.record({ years: fc.integer({ min: 0, max: 1 }), months: fc.integer({ min: 0, max: 3 }), days: fc.integer({ min: 0, max: 20 }), hours: fc.integer({ min: 0, max: 48 }) })
-    },
-    { requiredKeys: [] }
-  )
-  .filter((p) => !isEmptyPolicy(p))
-
-export const modelPolicy = (p: RetentionPolicy): ModelPolicy => {
-  const { within, ...counts } = p
-  return within === undefined ? { counts } : { counts, within }
-}
 
 describe("retention plan properties", () => {
   it.prop("the plan deletes exactly what the model says, and never a backup a staying one restores through", [histories, policies], ([records, policy]) => {

@@ -10,7 +10,9 @@
  * - what must stay is the kept backups, the backups prune does not decide
  *   on, and every ancestor of those; everything else is deleted.
  */
-import type { BackupRecord } from "../../src/index.js"
+import { FastCheck as fc } from "effect"
+import { newBackupRecord, type BackupRecord, type BackupStatus } from "../../src/index.js"
+import { isEmptyPolicy, type RetentionPolicy } from "../../src/driver/retention.js"
 
 export interface ModelPolicy {
   readonly counts: Partial<Record<"last" | "hourly" | "daily" | "weekly" | "monthly" | "yearly", number>>
@@ -89,3 +91,58 @@ export const modelDeleted = (records: ReadonlyArray<BackupRecord>, policy: Model
   }
   return new Set(live.filter((r) => !stay.has(r.id)).map((r) => r.id))
 }
+
+
+
+/** Gaps between backups from minutes to weeks, so every period rule meets both crowded and empty periods. */
+const gapMinutes = fc.oneof(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 60, max: 48 * 60 }), fc.integer({ min: 1440, max: 40 * 1440 }))
+
+/** A history: per volume, backups in time order, each a full or an incremental of an earlier one of its volume. */
+export const historiesWith = (statuses: ReadonlyArray<BackupStatus>, maxPerVolume = 14) =>
+  fc
+    .array(
+      fc.array(fc.record({ gap: gapMinutes, parent: fc.option(fc.nat(), { freq: 3 }), status: fc.constantFrom(...statuses) }), { minLength: 1, maxLength: maxPerVolume }),
+      { minLength: 1, maxLength: 3 }
+    )
+    .map((volumes) =>
+      volumes.flatMap((steps, v) => {
+        let time = Date.UTC(2023, 11, 20 + v)
+        return steps.map((step, i) => {
+          time += step.gap * 60_000
+          return newBackupRecord({
+            id: `v${v}-b${String(i).padStart(2, "0")}`,
+            volume_size_bytes: 8192,
+            created_at: new Date(time),
+            volume_id: `vol${v}`,
+            parent_id: i === 0 || step.parent === null ? null : `v${v}-b${String(step.parent % i).padStart(2, "0")}`,
+            status: step.status
+          })
+        })
+      })
+    )
+
+const count = fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 6 }))
+
+export const policies = fc
+  .record(
+    {
+      last: count,
+      hourly: count,
+      daily: count,
+      weekly: count,
+      monthly: count,
+      yearly: count,
+      within: fc.record({ years: fc.integer({ min: 0, max: 1 }), months: fc.integer({ min: 0, max: 3 }), days: fc.integer({ min: 0, max: 20 }), hours: fc.integer({ min: 0, max: 48 }) })
+    },
+    { requiredKeys: [] }
+  )
+  .filter((p) => !isEmptyPolicy(p))
+
+/** The model's form of a policy. */
+export const modelPolicy = (p: RetentionPolicy): ModelPolicy => {
+  const { within, ...counts } = p
+  return within === undefined ? { counts } : { counts, within }
+}
+
+/** Histories of every status prune meets. */
+export const histories = historiesWith(["available", "available", "available", "available", "error", "deleting", "restoring"])
