@@ -13,6 +13,7 @@ import { deleteBackup, type DeleteResult } from "./delete.js"
 import type { LeaseOptions } from "./lease.js"
 import { isEmptyPolicy, planRetention, policyProblem, type RetentionPlan, type RetentionPolicy } from "./retention.js"
 
+/** How a prune runs: which volume, whether it only plans, and callbacks for the plan and each delete. */
 export interface PruneOptions extends LeaseOptions {
   /** only this volume's backups (default: every volume) */
   readonly volumeId?: string
@@ -24,6 +25,7 @@ export interface PruneOptions extends LeaseOptions {
   readonly onDeleted?: (result: DeleteResult) => Effect.Effect<void>
 }
 
+/** What a prune did: its plan and the deletes, in order. */
 export interface PruneReport {
   readonly plan: RetentionPlan
   /** what was deleted, in order (empty for a dry run) */

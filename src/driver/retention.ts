@@ -29,8 +29,10 @@ export interface CalendarDuration {
 
 /** The counted rules, in restic's order; 0 or absent: the rule is off, -1: unlimited. */
 export const COUNT_RULES = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const
+/** One of the counted keep rules. */
 export type CountRule = (typeof COUNT_RULES)[number]
 
+/** A keep policy: counts per rule (0 or absent: off, -1: unlimited) and a `within` duration. */
 export type RetentionPolicy = { readonly [K in CountRule]?: number } & { readonly within?: CalendarDuration }
 
 /** Why a rule kept a backup: the rule's name, e.g. "daily" or "within 1y2m". */
@@ -57,6 +59,7 @@ export const parseCalendarDuration = (text: string): CalendarDuration | string =
   return fields
 }
 
+/** A duration as restic writes it, e.g. 1y2m (zero: 0h). */
 export const formatCalendarDuration = (d: CalendarDuration): string =>
   [[d.years, "y"], [d.months, "m"], [d.days, "d"], [d.hours, "h"]].filter(([n]) => n !== 0).map(([n, u]) => `${n}${u}`).join("") || "0h"
 
@@ -162,8 +165,10 @@ export type Decision =
   | { readonly decision: "remove"; readonly reason: string }
   | { readonly decision: "untouched"; readonly reason: string }
 
+/** A backup with its decision. */
 export type PlanEntry = Decision & { readonly backup: BackupRecord }
 
+/** The decision on every backup and the order to delete the removed ones in. */
 export interface RetentionPlan {
   /** every backup, grouped by volume (volumes by id), newest first within one */
   readonly entries: ReadonlyArray<PlanEntry>

@@ -12,6 +12,7 @@ import type { BackupRecord } from "../domain/record.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { locate, ownObjects, readMetadata } from "./objects.js"
 
+/** A backup's stored bytes and compression ratio from the store's listing, or unknown with the reason. */
 export type StoredSize =
   | {
       readonly source: "store listing"
