@@ -32,7 +32,7 @@ import { formatBytes, makeProgressView, summaryOf, type ProgressView } from "./p
 import { resolveBackupId } from "./backupId.js"
 import { described, STORE_SCHEMES } from "./help.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
-import { cinderTable, table } from "./tables.js"
+import { cinderTable, table, utcTime } from "./tables.js"
 import { pruneHelp, pruneOptions, runPrune } from "./prune.js"
 import { printTree, storedFields } from "./tree.js"
 import { storedSizeOf } from "../driver/storedSize.js"
@@ -270,7 +270,7 @@ const listCommand = Command.make(
           r.parent_id === null ? "full" : `incr of ${r.parent_id.slice(0, 8)}`,
           formatBytes(r.volume_size_bytes),
           String(r.object_count),
-          r.created_at.toISOString().slice(0, 19).replace("T", " "),
+          utcTime(r.created_at),
           r.display_name ?? ""
         ])
         const hidden = listed.length - records.length

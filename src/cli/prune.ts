@@ -11,7 +11,7 @@ import { prune, type PruneReport } from "../driver/prune.js"
 import { COUNT_RULES, parseCalendarDuration, type CountRule, type PlanEntry, type RetentionPolicy } from "../driver/retention.js"
 import type { GlobalOptions } from "./environment.js"
 import { described } from "./help.js"
-import { table } from "./tables.js"
+import { table, utcTime } from "./tables.js"
 
 const keepCount = (rule: CountRule, what: string) =>
   Options.integer(`keep-${rule}`).pipe(Options.withDescription(`keep the ${what} (-1: all of them)`), Options.optional)
@@ -46,9 +46,6 @@ const policyOf = (args: PruneArgs) =>
     if (typeof within === "string") return yield* new InvalidRequest({ reason: `--keep-within ${within}` })
     return { ...counts, within } as RetentionPolicy
   })
-
-/** `2026-12-03 11:25:29`: how the CLI shows a record's UTC time. */
-export const utcTime = (date: Date) => date.toISOString().slice(0, 19).replace("T", " ")
 
 const short = (id: string) => id.slice(0, 8)
 

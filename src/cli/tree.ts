@@ -7,8 +7,7 @@ import { Console, Effect } from "effect"
 import type { BackupRecord } from "../domain/record.js"
 import { storedSizeOf, type StoredSize } from "../driver/storedSize.js"
 import { formatBytes } from "./progressView.js"
-import { utcTime } from "./prune.js"
-import { table } from "./tables.js"
+import { table, utcTime } from "./tables.js"
 
 /** The stored-size fields of a record as JSON: bytes and ratio, null when unknown, and where they came from. */
 export const storedFields = (size: StoredSize) =>

@@ -89,6 +89,25 @@ describe("prune", () => {
     }).pipe(Effect.provide(memoryServices()))
   )
 
+  it.effect("an incremental made on a planned removal between the plan and its delete stops the prune, naming it, and keeps its chain", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        yield* makeHistory(historiesChain(Date.UTC(2025, 0, 6)), dir)
+        const path = join(dir, "volume.img")
+        // While the plan is printed, someone backs up on a0, which the plan removes.
+        const lateBackup = Effect.zipRight(writeVolume(path, patternedVolume(8192, 99)), backup({ id: "late", volume_id: "vol", parent_id: "a0" }, path, options))
+        const services = yield* Effect.context<Effect.Effect.Context<typeof lateBackup>>()
+        const exit = yield* Effect.exit(prune({ last: 1 }, { onPlan: () => Effect.asVoid(Effect.orDie(Effect.provide(lateBackup, services))) }))
+        const failure = typedFailure(exit)
+        expect({ tag: failure._tag, message: failure.message }).toEqual({ tag: "InvalidRequest", message: "backup a0 has dependent incremental backups (late); delete those first" })
+        const after = yield* (yield* BackupCatalog).list()
+        // a3, a2, a1 went (newest first); a0 stays with the late incremental on it, which restores.
+        expect(after.filter((r) => r.status === "deleted").map((r) => r.id).sort()).toEqual(["a1", "a2", "a3"])
+        expect((yield* verify("late", { full: true })).problems).toEqual([])
+      })
+    ).pipe(Effect.provide(memoryServices()))
+  )
+
   // Two chains of a full and three incrementals, an hour apart; keeping the last one deletes the first chain (16 objects).
   const day = Date.UTC(2025, 0, 6)
   const twoChains: ReadonlyArray<BackupRecord> = historiesChain(day)
