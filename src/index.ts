@@ -8,7 +8,7 @@ export { pythonJsonDumps } from "./format/pythonJson.js"
 export { compressObject, decompressObject } from "./codec/codec.js"
 export { CodecPool, layerCodecPool, makeCodecPool, defaultPoolSize, type CodecPoolOptions } from "./codec/pool.js"
 export * from "./store/errors.js"
-export { make, ObjectStore, swiftStylePrefix, type ObjectStoreBackend, type StoreDefaults } from "./store/ObjectStore.js"
+export { make, ObjectStore, swiftStylePrefix, type ListedObject, type ObjectStoreBackend, type StoreDefaults } from "./store/ObjectStore.js"
 export { layerMemory, makeMemory, type MemoryStoreOptions } from "./store/memory.js"
 export { layerPosix, makePosix, type PosixStoreOptions } from "./store/posix.js"
 export { layerSwift, makeSwift, type SwiftAuth, type SwiftStoreOptions } from "./store/swift.js"
@@ -30,6 +30,22 @@ export { deleteBackup, type DeleteError, type DeleteResult } from "./driver/dele
 export { verify, type Problem, type VerifyError, type VerifyOptions, type VerifyReport } from "./driver/verify.js"
 export { cleanup, type CleanupAction, type CleanupError } from "./driver/cleanup.js"
 export { parseCinderTimestamp, scan, scanProblems, type ScanEntry, type ScanError, type ScanOptions, type ScanReport } from "./driver/scan.js"
+export { checkPolicy, prune, type PruneError, type PruneOptions, type PruneReport } from "./driver/prune.js"
+export {
+  applyPolicy,
+  COUNT_RULES,
+  formatCalendarDuration,
+  isEmptyPolicy,
+  parseCalendarDuration,
+  planRetention,
+  type CalendarDuration,
+  type CountRule,
+  type Decision,
+  type PlanEntry,
+  type RetentionPlan,
+  type RetentionPolicy
+} from "./driver/retention.js"
+export { storedSizeOf, type StoredSize } from "./driver/storedSize.js"
 export type { LeaseOptions } from "./driver/lease.js"
 export { exportRecord, importRecord, type ExportedRecord } from "./format/record.js"
 export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from "./catalog/sqlite.js"

@@ -32,7 +32,10 @@ import { formatBytes, makeProgressView, summaryOf, type ProgressView } from "./p
 import { resolveBackupId } from "./backupId.js"
 import { described, STORE_SCHEMES } from "./help.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
-import { cinderTable, table } from "./tables.js"
+import { cinderTable, table, utcTime } from "./tables.js"
+import { pruneHelp, pruneOptions, runPrune } from "./prune.js"
+import { printTree, storedFields } from "./tree.js"
+import { storedSizeOf } from "../driver/storedSize.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -249,7 +252,8 @@ const listCommand = Command.make(
   {
     volumeId: Options.text("volume-id").pipe(Options.withDescription("only this volume's backups"), Options.optional),
     all: Options.boolean("all").pipe(Options.withDescription("also failed (error) and deleted backups")),
-    status: Options.text("status").pipe(Options.withDescription("only backups in this status (available, error, deleted, ...)"), Options.optional)
+    status: Options.text("status").pipe(Options.withDescription("only backups in this status (available, error, deleted, ...)"), Options.optional),
+    tree: Options.boolean("tree").pipe(Options.withDescription("each volume's chains as a tree, with stored bytes and compression ratio per backup"))
   },
   (args) =>
     withServices((options) =>
@@ -266,22 +270,24 @@ const listCommand = Command.make(
           r.parent_id === null ? "full" : `incr of ${r.parent_id.slice(0, 8)}`,
           formatBytes(r.volume_size_bytes),
           String(r.object_count),
-          r.created_at.toISOString().slice(0, 19).replace("T", " "),
+          utcTime(r.created_at),
           r.display_name ?? ""
         ])
         const hidden = listed.length - records.length
         const note = hidden > 0 && Option.isNone(args.status) && !args.all ? `\n(${hidden} failed or deleted not shown: --all)` : ""
+        if (args.tree) return yield* printTree(records, options.json, note)
         const text = rows.length === 0 ? `no backups${note}` : table(["ID", "STATUS", "TYPE", "SIZE", "OBJECTS", "CREATED (UTC)", "NAME"], rows) + note
         yield* print(options, records.map(recordJson), text)
       })
     )
-).pipe(Command.withDescription(described("list backups, oldest first", ["chunked-backup list", "chunked-backup list --all", "chunked-backup --json list --status error"])))
+).pipe(Command.withDescription(described("list backups, oldest first", ["chunked-backup list", "chunked-backup list --all", "chunked-backup list --tree", "chunked-backup --json list --status error"])))
 
 const showCommand = Command.make("show", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
     Effect.gen(function* () {
         const backupId = yield* resolveBackupId(args.backupId)
-      const record = recordJson(yield* (yield* BackupCatalog).get(backupId))
+      const found = yield* (yield* BackupCatalog).get(backupId)
+      const record = { ...recordJson(found), ...storedFields(yield* storedSizeOf(found)) }
       const text = Object.entries(record).map(([k, v]) => `${k.padEnd(20)} ${v ?? ""}`).join("\n")
       yield* print(options, record, text)
     })
@@ -427,6 +433,8 @@ const scanCommand = Command.make(
   )
 )
 
+const pruneCommand = Command.make("prune", pruneOptions, (args) => withServices((options) => runPrune(args, options))).pipe(Command.withDescription(pruneHelp))
+
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
   Command.withSubcommands([
@@ -440,6 +448,7 @@ export const command = root.pipe(
     importCommand,
     verifyCommand,
     cleanupCommand,
-    scanCommand
+    scanCommand,
+    pruneCommand
   ])
 )

@@ -2,6 +2,9 @@
  * Plain-text tables for the terminal.
  */
 
+/** `2026-12-03 11:25:29`: how the CLI shows a record's UTC time. */
+export const utcTime = (date: Date) => date.toISOString().slice(0, 19).replace("T", " ")
+
 /** Columns padded to their widest cell, two spaces apart. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
   const widths = header.map((h, i) => rows.reduce((w, row) => Math.max(w, row[i]!.length), h.length))

@@ -24,6 +24,13 @@ export interface StoreDefaults {
   readonly concurrency: number
 }
 
+/** An object as a listing with sizes gives it. */
+export interface ListedObject {
+  readonly name: string
+  /** its size in the store, in bytes */
+  readonly bytes: number
+}
+
 /** What a backend implements: Cinder's chunked driver's storage methods. `make` turns it into an ObjectStore. */
 export interface ObjectStoreBackend {
   /** e.g. "memory", "posix", "swift", "s3" */
@@ -39,6 +46,12 @@ export interface ObjectStoreBackend {
   readonly ensureContainer: (container: string) => Effect.Effect<void, StoreFailure>
   /** get_container_entries: names in the container that start with `prefix`. */
   readonly list: (container: string, prefix: string) => Effect.Effect<ReadonlyArray<string>, StoreFailure>
+  /**
+   * `list` with each object's stored size (after compression), for stores
+   * whose listing gives sizes: what `list --tree` and `show` report as
+   * stored bytes. Absent: the store cannot say without reading the objects.
+   */
+  readonly listSizes?: (container: string, prefix: string) => Effect.Effect<ReadonlyArray<ListedObject>, StoreFailure>
   /** Writes a whole object atomically: a failed or interrupted write leaves nothing behind. */
   readonly put: (
     container: string,
@@ -127,6 +140,9 @@ export const make = (backend: ObjectStoreBackend): ObjectStore => ({
         removeLeftovers: (container: string, prefix: string) =>
           Effect.zipRight(checkName(container), backend.removeLeftovers!(container, prefix))
       }),
+  ...(backend.listSizes === undefined
+    ? {}
+    : { listSizes: (container: string, prefix: string) => Effect.zipRight(checkName(container), backend.listSizes!(container, prefix)) }),
   ...(backend.localPath === undefined
     ? {}
     : {

@@ -60,7 +60,10 @@ export const aroundEach = (
     : {
         removeLeftovers: (container: string, prefix: string) =>
           around("removeLeftovers", container, prefix, store.removeLeftovers!(container, prefix))
-      })
+      }),
+  ...(store.listSizes === undefined
+    ? {}
+    : { listSizes: (container: string, prefix: string) => around("list", container, prefix, store.listSizes!(container, prefix)) })
 })
 
 /**

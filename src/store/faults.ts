@@ -191,7 +191,10 @@ export const withFaults = (store: ObjectStore, plan: FaultPlan): ObjectStore => 
       ),
     ...(store.removeLeftovers === undefined
       ? {}
-      : { removeLeftovers: (container: string, prefix: string) => inject("removeLeftovers", container, prefix, () => store.removeLeftovers!(container, prefix)) })
+      : { removeLeftovers: (container: string, prefix: string) => inject("removeLeftovers", container, prefix, () => store.removeLeftovers!(container, prefix)) }),
+    ...(store.listSizes === undefined
+      ? {}
+      : { listSizes: (container: string, prefix: string) => inject("list", container, prefix, () => store.listSizes!(container, prefix)) })
   }
 }
 

@@ -43,6 +43,10 @@ export const makeMemory = (options: MemoryStoreOptions = {}): Effect.Effect<Obje
       }),
     list: (container, prefix) =>
       Effect.map(containerOf(container), (objects) => [...objects.keys()].filter((name) => name.startsWith(prefix)).sort()),
+    listSizes: (container, prefix) =>
+      Effect.map(containerOf(container), (objects) =>
+        [...objects].filter(([name]) => name.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => ({ name, bytes: bytes.length }))
+      ),
     // A copy, so callers reusing their buffer cannot change a stored object.
     put: (container, object, bytes) =>
       Effect.map(containerOf(container), (objects) => void objects.set(object, Uint8Array.from(bytes))),

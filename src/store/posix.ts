@@ -286,6 +286,15 @@ export const makePosix = (options: PosixStoreOptions) =>
       })
     }
 
+    const listNames = (container: string, prefix: string) =>
+      Effect.zipRight(
+        checkInsideRoot("list", container),
+        fs.readDirectory(dirOf(container)).pipe(
+          Effect.map((names) => names.filter((name) => name.startsWith(prefix) && !name.startsWith(TEMP_PREFIX)).sort()),
+          Effect.mapError((error) => (isNotFound(error) ? new ContainerNotFound({ container }) : classify("list", container)(error)))
+        )
+      )
+
     return make({
       kind: "posix",
       defaults: {
@@ -318,15 +327,18 @@ export const makePosix = (options: PosixStoreOptions) =>
               try: () => containersUnder(options.root),
               catch: (error) => new StoreError({ operation: "list", container: ".", reason: `walking ${options.root}: ${(error as Error).message}` })
             }),
-      list: (container, prefix) =>
-        Effect.zipRight(
-          checkInsideRoot("list", container),
-          fs.readDirectory(dirOf(container)).pipe(
-            Effect.map((names) => names.filter((name) => name.startsWith(prefix) && !name.startsWith(TEMP_PREFIX)).sort()),
-            Effect.mapError((error) =>
-              isNotFound(error) ? new ContainerNotFound({ container }) : classify("list", container)(error)
-            )
-          )
+      list: listNames,
+      // A file deleted between the listing and its stat is left out, as a later listing would.
+      listSizes: (container, prefix) =>
+        Effect.flatMap(listNames(container, prefix), (names) =>
+          Effect.forEach(names, (name) =>
+            fs.stat(pathOf(container, name)).pipe(
+              Effect.map((info) => [{ name, bytes: Number(info.size) }]),
+              Effect.catchIf(isNotFound, () => Effect.succeed([])),
+              Effect.mapError(classify("list", container, name))
+            ),
+            { concurrency: 16 }
+          ).pipe(Effect.map((sized) => sized.flat()))
         ),
       put: (container, object, bytes) =>
         checkObjectSegment(object).pipe(

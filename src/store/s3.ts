@@ -37,7 +37,7 @@ import {
   smallText,
   type Where
 } from "./http.js"
-import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
+import { make, ObjectStore, swiftStylePrefix, type ListedObject } from "./ObjectStore.js"
 
 /** Settings of the S3 store (Cinder's S3BackupDriver): endpoint, region, bucket and credentials. */
 export interface S3StoreOptions {
@@ -238,6 +238,33 @@ export const makeS3 = (options: S3StoreOptions) =>
         yield* smallText(response)
       })
 
+    // ListObjectsV2 with url-encoded keys, page after page (1000 keys each on AWS and s3api).
+    const listAll = (bucket: string, prefix: string) =>
+      Effect.gen(function* () {
+        yield* checkBucket(bucket)
+        const where = { operation: "list", container: bucket }
+        const objects: Array<ListedObject> = []
+        let token: string | undefined
+        for (;;) {
+          const query = `list-type=2&encoding-type=url&prefix=${q(prefix)}${token === undefined ? "" : `&continuation-token=${q(token)}`}`
+          const response = yield* exec(where, request("GET", bucket, undefined, { query }))
+          if (response.status === 404) {
+            const { code } = yield* errorOf(response)
+            return yield* code === "NoSuchKey" ? Effect.succeed(objects) : Effect.fail(new ContainerNotFound({ container: bucket }))
+          }
+          if (!ok(response)) return yield* fail(where, response)
+          const xml = Buffer.from(yield* readBody(response, where, timeout)).toString("utf8")
+          // Each <Contents> holds one key and its <Size>; a size missing or malformed is NaN (unknown).
+          for (const [, entry] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+            const key = xmlValues(entry!, "Key")[0]
+            const size = Number(xmlValues(entry!, "Size")[0] ?? Number.NaN)
+            if (key !== undefined) objects.push({ name: decodeURIComponent(key.replace(/\+/g, " ")), bytes: Number.isSafeInteger(size) && size >= 0 ? size : Number.NaN })
+          }
+          token = xmlValues(xml, "NextContinuationToken")[0]
+          if (xmlValues(xml, "IsTruncated")[0] !== "true" || token === undefined) return objects
+        }
+      })
+
     const store = make({
       kind: "s3",
       defaults: {
@@ -272,28 +299,8 @@ export const makeS3 = (options: S3StoreOptions) =>
           return yield* fail(where, response)
         }),
 
-      // ListObjectsV2 with url-encoded keys, page after page (1000 keys each on AWS and s3api).
-      list: (bucket, prefix) =>
-        Effect.gen(function* () {
-          yield* checkBucket(bucket)
-          const where = { operation: "list", container: bucket }
-          const names: Array<string> = []
-          let token: string | undefined
-          for (;;) {
-            const query = `list-type=2&encoding-type=url&prefix=${q(prefix)}${token === undefined ? "" : `&continuation-token=${q(token)}`}`
-            const response = yield* exec(where, request("GET", bucket, undefined, { query }))
-            if (response.status === 404) {
-              const { code } = yield* errorOf(response)
-              return yield* code === "NoSuchKey" ? Effect.succeed(names) : Effect.fail(new ContainerNotFound({ container: bucket }))
-            }
-            if (!ok(response)) return yield* fail(where, response)
-            const xml = Buffer.from(yield* readBody(response, where, timeout)).toString("utf8")
-            for (const key of xmlValues(xml, "Key")) names.push(decodeURIComponent(key.replace(/\+/g, " ")))
-            token = xmlValues(xml, "NextContinuationToken")[0]
-            if (xmlValues(xml, "IsTruncated")[0] !== "true" || token === undefined) return names
-          }
-        }),
-
+      list: (bucket, prefix) => Effect.map(listAll(bucket, prefix), (objects) => objects.map((o) => o.name)),
+      listSizes: (bucket, prefix) => listAll(bucket, prefix),
       put: (bucket, key, bytes) => deletingWhenAbandoned(putObject(bucket, key, bytes), deleteObject(bucket, key), timeout),
       get: (bucket, key) =>
         Effect.gen(function* () {
@@ -313,7 +320,6 @@ export const makeS3 = (options: S3StoreOptions) =>
     // Secret headers stay redacted wherever @effect/platform renders a request.
     return aroundEach(store, (_operation, _container, _object, call) => redactingSecrets(call))
   })
-
 /** The S3 layer; needs an HttpClient (e.g. NodeHttpClient.layerUndici from @effect/platform-node). */
 export const layerS3 = (options: S3StoreOptions): Layer.Layer<ObjectStore, never, HttpClient.HttpClient> =>
   Layer.effect(ObjectStore, makeS3(options))

@@ -42,7 +42,7 @@ import {
   smallText,
   type Where
 } from "./http.js"
-import { make, ObjectStore, swiftStylePrefix } from "./ObjectStore.js"
+import { make, ObjectStore, swiftStylePrefix, type ListedObject } from "./ObjectStore.js"
 
 /** How the Swift store authenticates: Keystone v3, auth v1.0, or a token with its storage URL. */
 export type SwiftAuth =
@@ -262,10 +262,25 @@ export const makeSwift = (options: SwiftStoreOptions) =>
         if (!ok(response)) return yield* unexpected(where, response)
         const body = yield* readBody(response, where, timeout)
         const page = yield* Effect.try({
-          try: () => JSON.parse(Buffer.from(body).toString("utf8")) as ReadonlyArray<{ readonly name?: unknown }>,
+          try: () => JSON.parse(Buffer.from(body).toString("utf8")) as ReadonlyArray<{ readonly name?: unknown; readonly bytes?: unknown }>,
           catch: () => new StoreError(fieldsOf(where, "the listing is not JSON"))
         })
-        return page.flatMap((entry) => (typeof entry.name === "string" ? [entry.name] : []))
+        // A size the listing does not give (or gives wrong) is NaN: the caller says unknown.
+        return page.flatMap((entry) =>
+          typeof entry.name === "string" ? [{ name: entry.name, bytes: typeof entry.bytes === "number" && entry.bytes >= 0 ? entry.bytes : Number.NaN }] : []
+        )
+      })
+
+    const listAll = (container: string, prefix: string) =>
+      Effect.gen(function* () {
+        yield* checkContainer(container)
+        const where = { operation: "list", container }
+        const objects: Array<ListedObject> = []
+        for (;;) {
+          const page = yield* listPage(where, container, prefix, objects.at(-1)?.name ?? "")
+          if (page.length === 0) return objects
+          objects.push(...page)
+        }
       })
 
     const putObject = (container: string, object: string, bytes: Uint8Array) =>
@@ -323,17 +338,8 @@ export const makeSwift = (options: SwiftStoreOptions) =>
         }),
 
       // Pages of up to the cluster's listing limit (10000 by default), until an empty one.
-      list: (container, prefix) =>
-        Effect.gen(function* () {
-          yield* checkContainer(container)
-          const where = { operation: "list", container }
-          const names: Array<string> = []
-          for (;;) {
-            const page = yield* listPage(where, container, prefix, names.at(-1) ?? "")
-            if (page.length === 0) return names
-            names.push(...page)
-          }
-        }),
+      list: (container, prefix) => Effect.map(listAll(container, prefix), (objects) => objects.map((o) => o.name)),
+      listSizes: listAll,
 
       put: (container, object, bytes) =>
         deletingWhenAbandoned(putObject(container, object, bytes), deleteObject(container, object), timeout),

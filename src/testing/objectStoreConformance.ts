@@ -57,6 +57,24 @@ export const objectStoreConformance = (
       )
     )
 
+    it.effect("listSizes, where the store has it, lists what list lists with each object's size", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* ObjectStore
+          if (store.listSizes === undefined) return
+          yield* store.ensureContainer(container)
+          yield* store.put(container, "sized-b", new Uint8Array(1234).fill(7))
+          yield* store.put(container, "sized-a", new Uint8Array(0))
+          yield* store.put(container, "unsized", bytes("x"))
+          expect(yield* store.listSizes(container, "sized-")).toEqual([
+            { name: "sized-a", bytes: 0 },
+            { name: "sized-b", bytes: 1234 }
+          ])
+          expect((yield* store.listSizes(container, "")).map((o) => o.name)).toEqual(yield* store.list(container, ""))
+        })
+      )
+    )
+
     it.effect("put replaces an existing object", () =>
       run(
         Effect.gen(function* () {
