@@ -10,5 +10,6 @@ export const COMMAND_NAMES: ReadonlyArray<string> = [
   "import-record",
   "verify",
   "cleanup",
-  "scan"
+  "scan",
+  "prune"
 ]
