@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto"
 import { constants, realpathSync, type Stats } from "node:fs"
 import { open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises"
 import { dirname, join } from "node:path"
+import { sharedDirectorySyncs } from "./directorySync.js"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
 import { make, ObjectStore, utcStamp } from "./ObjectStore.js"
 
@@ -231,6 +232,8 @@ export const makePosix = (options: PosixStoreOptions) =>
         }
       })
 
+    const syncDirectory = sharedDirectorySyncs()
+
     /**
      * One object, written whole: a temp file (O_EXCL), its bytes, mode 0660
      * whatever the umask, fsync, rename into place, fsync of the directory
@@ -266,12 +269,7 @@ export const makePosix = (options: PosixStoreOptions) =>
           if (!renamed) await rm(temp, { force: true }).catch(() => undefined)
           throw error
         }
-        const directory = await open(dir, constants.O_RDONLY)
-        try {
-          await directory.sync()
-        } finally {
-          await directory.close()
-        }
+        await syncDirectory(dir)
       }
       return Effect.suspend(() => {
         const controller = new AbortController()
