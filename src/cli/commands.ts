@@ -33,6 +33,7 @@ import { resolveBackupId } from "./backupId.js"
 import { described, STORE_SCHEMES } from "./help.js"
 import { afterInterruptedBackup, reportInterruption } from "./interruption.js"
 import { cinderTable, table } from "./tables.js"
+import { makeCopyCommand } from "./copyCommand.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -70,7 +71,7 @@ const withServices = <A, E>(program: Program<A, E>, { create = false, emptyIfMis
   })
 
 /** For commands that compress or hash: the codec pool too, its workers loading while the services open. */
-const withCodecServices = <A, E>(program: Program<A, E, CodecPool>, how: { readonly create?: boolean } = {}) =>
+export const withCodecServices = <A, E>(program: Program<A, E, CodecPool>, how: { readonly create?: boolean } = {}) =>
   Effect.scoped(
     Effect.flatMap(Layer.build(layerCodecPool()), (codec) => withServices((options) => Effect.provide(program(options), codec), how))
   )
@@ -81,7 +82,7 @@ const recordJson = (record: BackupRecord) => ({
   updated_at: record.updated_at?.toISOString() ?? null
 })
 
-const print = (options: GlobalOptions, json: unknown, text: string) =>
+export const print = (options: GlobalOptions, json: unknown, text: string) =>
   Console.log(options.json ? JSON.stringify(json) : text)
 
 /**
@@ -89,7 +90,7 @@ const print = (options: GlobalOptions, json: unknown, text: string) =>
  * (bytes, objects, stored after compression, time, throughput) for people,
  * `summary` fields of the result for --json.
  */
-const summarize = (view: ProgressView, options: GlobalOptions) =>
+export const summarize = (view: ProgressView, options: GlobalOptions) =>
   Effect.sync(() => {
     const last = view.last()
     if (last === undefined || !last.done) return {}
@@ -174,7 +175,7 @@ const backupCommand = Command.make(
     )
 ).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "ssh host cat /dev/vdb | chunked-backup backup - --size 10737418240 --volume-id 5d1c3a2e-0b5f-4f6e-9d3c-2a1b0c9d8e7f", "chunked-backup backup 'nbd+unix:///vda?socket=/run/vm1.sock' --incremental --dirty-bitmap nightly", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
 
-const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
+export const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 
 
 /** True when `path` is this process's standard output (/dev/stdout, /dev/fd/1, or the file it is redirected to): the messages then go to stderr. */
@@ -427,6 +428,8 @@ const scanCommand = Command.make(
   )
 )
 
+const copyCommand = makeCopyCommand({ withCodecServices, print, summarize, backupIdArg })
+
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
   Command.withSubcommands([
@@ -440,6 +443,7 @@ export const command = root.pipe(
     importCommand,
     verifyCommand,
     cleanupCommand,
-    scanCommand
+    scanCommand,
+    copyCommand
   ])
 )

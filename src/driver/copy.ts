@@ -152,6 +152,15 @@ const destinationRecord = (source: BackupRecord, options: LeaseOptions) =>
     })
   )
 
+/** Whether the destination has `source` available already (then nothing of it is sent). */
+const presentAtDestination = (source: BackupRecord) =>
+  atDestination(
+    Effect.flatMap(BackupCatalog, (catalog) => catalog.get(source.id)).pipe(
+      Effect.map((existing) => sameBackup(existing, source) && (existing.status === "available" || existing.status === "restoring")),
+      Effect.catchTag("BackupNotFound", () => Effect.succeed(false))
+    )
+  )
+
 type Progress = Effect.Effect.Success<ReturnType<typeof makeProgress>>
 
 /** The destination's copy of `object` is there and decompresses to the recorded md5: it need not be sent again. */
@@ -222,7 +231,6 @@ const copyBackup = (plan: SourcePlan, slots: SlotPool, progress: Progress, concu
     const backupId = plan.record.id
     const destination = yield* destinationRecord(plan.record, options)
     if (destination.present) {
-      yield* progress.advance(plan.objects.reduce((sum, o) => sum + o.length, 0), plan.objects.length)
       const present: CopiedBackup = { backupId, outcome: "present", objectsCopied: 0, objectsSkipped: 0, bytesCopied: 0 }
       return present
     }
@@ -260,7 +268,10 @@ export const copy = (backupId: string, options: CopyOptions = {}) =>
     const allObjects = plans.flatMap((plan) => plan.objects)
     const concurrency = Math.max(1, options.concurrency ?? (yield* ObjectStore).defaults.concurrency)
     const slots = yield* makeSlotPool(Math.max(1, largestObject(allObjects)), concurrency)
-    const progress = yield* makeProgress("copy", backupId, allObjects.reduce((sum, o) => sum + o.length, 0), options)
+    // Progress counts what is to be copied: the backups the destination has are left out.
+    const present = yield* Effect.forEach(plans, (plan) => presentAtDestination(plan.record))
+    const toCopy = plans.filter((_, i) => !present[i]).flatMap((plan) => plan.objects)
+    const progress = yield* makeProgress("copy", backupId, toCopy.reduce((sum, o) => sum + o.length, 0), options)
     const backups: Array<CopiedBackup> = []
     // One at a time, oldest first: a backup is made available only after its parent is.
     for (const plan of plans) backups.push(yield* copyBackup(plan, slots, progress, concurrency, options))
