@@ -11,6 +11,7 @@ import { exitCodes } from "../../src/cli/errors.js"
 import { cli, startCli } from "../support/cli.js"
 import { runOracle, type OracleRecord } from "../support/cinderOracle.js"
 import { patternedVolume, withTempDir } from "../support/layers.js"
+import { freshDatabase, pgUrl } from "../support/pg.js"
 import { loopback, uniqueContainer } from "../support/swift.js"
 
 const json = (text: string) => JSON.parse(text) as Record<string, unknown>
@@ -35,11 +36,11 @@ const cliChain = (dir: string, repo: string, size: number, chunkSize: number) =>
   })
 
 /** Restores each backup with the CLI from `where` (global options) and compares. */
-const restoresExactly = (where: ReadonlyArray<string>, dir: string, ids: ReadonlyArray<string>, states: ReadonlyArray<Buffer>) =>
+const restoresExactly = (where: ReadonlyArray<string>, dir: string, ids: ReadonlyArray<string>, states: ReadonlyArray<Buffer>, env: Record<string, string> = {}) =>
   Effect.forEach(ids, (id, i) =>
     Effect.gen(function* () {
       const target = join(dir, `restored-${i}.img`)
-      const restored = yield* cli([...where, "restore", id, target, "--new"])
+      const restored = yield* cli([...where, "restore", id, target, "--new"], env)
       expect(restored.code, restored.stderr).toBe(0)
       expect(readFileSync(target).equals(states[i]!), `backup ${i}`).toBe(true)
     })
@@ -169,6 +170,26 @@ describe("chunked-backup copy", () => {
         expect(back.code, back.stderr).toBe(0)
         yield* restoresExactly(["--repo", join(dir, "back")], dir, ids, states)
       })
+    ), 180_000
+  )
+
+  it.live.skipIf(loopback === undefined || pgUrl === undefined)("--to-store s3:// with a postgres:// catalog: the copy restores from there", () =>
+    withTempDir((dir) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const sw = loopback!
+          const { url: catalog } = yield* freshDatabase()
+          const source = join(dir, "source")
+          const { ids, states } = yield* cliChain(dir, source, 1024 * 1024 + 4096, 262144)
+          const store = `s3://${uniqueContainer("cli-copy")}?endpoint=${sw.s3Endpoint}&region=${sw.s3Region}&path-style=true`
+          const env = { AWS_ACCESS_KEY_ID: sw.s3AccessKey, AWS_SECRET_ACCESS_KEY: sw.s3SecretKey }
+          const copied = yield* cli(["--repo", source, "copy", ids[3]!, "--to-store", store, "--to-catalog", catalog, "--concurrency", "2"], env)
+          expect(copied.code, copied.stderr).toBe(0)
+          const listed = json((yield* cli(["--store", store, "--catalog", catalog, "--json", "list"], env)).stdout) as unknown as Array<{ id: string; status: string; service: string }>
+          expect(listed.map((r) => [r.id, r.status, r.service])).toEqual(ids.map((id) => [id, "available", "cinder.backup.drivers.s3.S3BackupDriver"]))
+          yield* restoresExactly(["--store", store, "--catalog", catalog], dir, ids, states, env)
+        })
+      )
     ), 180_000
   )
 })
