@@ -12,20 +12,23 @@
  * lease like a backup's; the sha256 file and then the metadata are written
  * after every data object, and only then is the record made available, so an
  * interrupted copy never shows as available there. A failed copy leaves the
- * record `error` with its objects in place: copying again resumes it.
+ * record `error` with its objects in place: copying again resumes it. A
+ * record cancelled at the destination (turned `deleting`) stops the copy,
+ * and what it sent is deleted, as for a cancelled backup.
  */
-import { Duration, Effect, Either, Exit } from "effect"
+import { Duration, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { recordedAlgorithm } from "../codec/codec.js"
 import type { CodecPool } from "../codec/pool.js"
 import { decompressInWorker } from "../codec/poolJobs.js"
 import { makeSlotPool, type SlotPool } from "../codec/slots.js"
 import { dataObjects, type DataObject } from "../domain/documents.js"
-import { IntegrityError, InvalidRequest } from "../domain/errors.js"
+import { BackupCancelled, IntegrityError, InvalidRequest } from "../domain/errors.js"
 import type { BackupRecord } from "../domain/record.js"
 import { decodeSha256File } from "../format/documents.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { failureReason } from "./cleanup.js"
+import { finishDelete } from "./delete.js"
 import { atDestination, CopyDestination } from "./copyDestination.js"
 import { largestObject } from "./jobGroups.js"
 import { checkLayout } from "./layout.js"
@@ -213,16 +216,38 @@ const sendBackup = (plan: SourcePlan, container: string, slots: SlotPool, progre
     return { objectsCopied, objectsSkipped, bytesCopied }
   })
 
-/** After a failed or interrupted copy, once its lease is released: the destination record ends `error`, its objects kept for the next copy. */
-const markFailed = (backupId: string, reason: string) =>
+/** The destination record leaving `creating` (`cancel` there turns it `deleting`) stops the copy of it. */
+const cancelledAt = (backupId: string) =>
   atDestination(
     Effect.flatMap(BackupCatalog, (catalog) =>
-      catalog.update(backupId, (r) =>
+      catalog.watch(backupId).pipe(
+        Stream.filter((status) => status !== "creating" && status !== "available"),
+        Stream.runHead
+      )
+    )
+  ).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) })))
+
+/**
+ * After a failed or interrupted copy, once its lease is released: a record
+ * cancelled at the destination is deleted there, objects and all, as a
+ * cancelled backup is; any other ends `error`, its objects kept for the
+ * next copy to resume from.
+ */
+const afterFailure = (backupId: string, reason: string, options: LeaseOptions) =>
+  atDestination(
+    Effect.gen(function* () {
+      const catalog = yield* BackupCatalog
+      const record = yield* catalog.get(backupId)
+      if (record.status === "deleting" || record.status === "deleted") {
+        if (yield* claim(backupId, ["deleting", "deleted"], "deleting", options)) yield* finishDelete(backupId, options)
+        return
+      }
+      yield* catalog.update(backupId, (r) =>
         r.status === "creating" && !leaseLive(r, new Date())
           ? { ...r, status: "error", fail_reason: `copy failed: ${reason}; copy it again to resume`, lease_expires_at: null }
           : r
       )
-    )
+    })
   ).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 
 /** Copies one backup whose parent the destination has: its record, objects and documents, then `available`. */
@@ -234,8 +259,7 @@ const copyBackup = (plan: SourcePlan, slots: SlotPool, progress: Progress, concu
       const present: CopiedBackup = { backupId, outcome: "present", objectsCopied: 0, objectsSkipped: 0, bytesCopied: 0 }
       return present
     }
-    const work = Effect.gen(function* () {
-      yield* atDestination(holdLease(backupId, options))
+    const body = Effect.gen(function* () {
       const counts = yield* sendBackup(plan, destination.container, slots, progress, concurrency)
       // Compare-and-set: a record someone else claimed meanwhile is not made available.
       const done = yield* atDestination(
@@ -243,14 +267,18 @@ const copyBackup = (plan: SourcePlan, slots: SlotPool, progress: Progress, concu
           catalog.update(backupId, (r) => (r.status === "creating" ? { ...r, status: "available", lease_expires_at: null, fail_reason: null, updated_at: new Date() } : r))
         )
       )
-      if (done.status !== "available") {
-        return yield* new InvalidRequest({ reason: `backup ${backupId} became ${done.status} at the destination while it was copied; it was not made available` })
-      }
+      if (done.status !== "available") return yield* new BackupCancelled({ backupId })
       const copied: CopiedBackup = { backupId, outcome: "copied", ...counts }
       return copied
+    })
+    const work = Effect.gen(function* () {
+      yield* atDestination(holdLease(backupId, options))
+      // As a backup: the body in its own fiber, awaited before the clean-up, so no write lands after it lists the objects.
+      const running = yield* Effect.fork(body)
+      return yield* Effect.raceFirst(Fiber.join(running), cancelledAt(backupId)).pipe(Effect.onExit(() => Fiber.interrupt(running)))
     }).pipe(Effect.scoped)
-    // The lease is released when `work`'s scope closes; only then can the record be marked.
-    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : markFailed(backupId, failureReason(exit.cause)))))
+    // The lease is released when `work`'s scope closes; only then can the record be settled.
+    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : afterFailure(backupId, failureReason(exit.cause), options))))
   })
 
 /**

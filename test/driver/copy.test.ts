@@ -72,6 +72,14 @@ const makeChain = (dir: string) =>
     return { ids, states }
   })
 
+/** Two posix stores with their catalogs under `dir`, the chain made in the first. */
+const posixPair = (dir: string) =>
+  Effect.gen(function* () {
+    const source = yield* openSide(posixStore(join(dir, "a")))
+    const destination = yield* openSide(posixStore(join(dir, "b")))
+    return { source, destination, ...(yield* makeChain(dir).pipe(on(source))) }
+  })
+
 /** Restores every backup of the chain on `side` and compares it with the volume it was made of. */
 const restoresExactly = (side: Side, dir: string, ids: ReadonlyArray<string>, states: ReadonlyArray<Buffer>) =>
   Effect.forEach(ids, (id, i) =>
@@ -87,9 +95,7 @@ describe("copy between posix stores", () => {
   it.scoped("an interrupted copy leaves nothing available; the rerun sends each missing object once and skips the rest", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
-        const source = yield* openSide(posixStore(join(dir, "a")))
-        const destination = yield* openSide(posixStore(join(dir, "b")))
-        const { ids, states } = yield* makeChain(dir).pipe(on(source))
+        const { source, destination, ids, states } = yield* posixPair(dir)
         const last = ids.at(-1)!
         // The destination's store fails for good after 5 writes: the copy stops part way.
         const first = countingPuts()
@@ -134,9 +140,7 @@ describe("copy between posix stores", () => {
   it.scoped("a corrupt source object stops the copy with an IntegrityError naming it; the destination record is not available", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
-        const source = yield* openSide(posixStore(join(dir, "a")))
-        const destination = yield* openSide(posixStore(join(dir, "b")))
-        const { ids } = yield* makeChain(dir).pipe(on(source))
+        const { source, destination, ids } = yield* posixPair(dir)
         // One byte of the full backup's third object (zlib) flipped.
         yield* tamper(ids[0]!, "-00003", (bytes) => {
           const copy = Uint8Array.from(bytes)
@@ -155,12 +159,34 @@ describe("copy between posix stores", () => {
     )
   )
 
+  it.scoped("a copy cancelled at the destination (its record turned deleting) stops, and what it sent is deleted there", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const { source, destination, ids } = yield* posixPair(dir)
+        const catalog = Context.get(destination, BackupCatalog)
+        // What `chunked-backup cancel` does, from the destination's side, after the third object.
+        let writes = 0
+        const cancelling = (store: ObjectStore): ObjectStore => ({
+          ...store,
+          put: (container, object, bytes, extra) =>
+            Effect.tap(store.put(container, object, bytes, extra), () => (++writes === 3 ? Effect.orDie(catalog.transition(ids[0]!, ["creating"], "deleting")) : Effect.void))
+        })
+        const error = yield* Effect.flip(copyBetween(source, destination, ids[3]!, { concurrency: 1 }, cancelling))
+        expect(error._tag).toBe("BackupCancelled")
+        expect(writes).toBeLessThan(9)
+        const record = yield* catalog.get(ids[0]!)
+        expect(record.status).toBe("deleted")
+        const left = yield* Context.get(destination, ObjectStore).list(record.container!, record.service_metadata!).pipe(Effect.orElseSucceed(() => []))
+        expect(left).toEqual([])
+        expect((yield* catalog.list()).map((r) => r.id)).toEqual([ids[0]])
+      })
+    )
+  )
+
   it.scoped("a different backup under the same id at the destination is refused, and nothing is written", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
-        const source = yield* openSide(posixStore(join(dir, "a")))
-        const destination = yield* openSide(posixStore(join(dir, "b")))
-        const { ids } = yield* makeChain(dir).pipe(on(source))
+        const { source, destination, ids } = yield* posixPair(dir)
         // The destination's own backup with the source's full backup's id, of another volume.
         const other = join(dir, "other.img")
         writeFileSync(other, patternedVolume(300_000, 9))
