@@ -79,7 +79,7 @@ interface SourcePlan {
 /** Reads and checks a source backup's documents; the stored bytes are what the destination gets. */
 const sourcePlan = (record: BackupRecord) =>
   Effect.gen(function* () {
-    if (record.status !== "available" && record.status !== "restoring") {
+    if (!isThere(record)) {
       return yield* new InvalidRequest({ reason: `backup ${record.id} is ${record.status} at the source; only available backups can be copied` })
     }
     const { container, prefix } = yield* locate(record)
@@ -118,6 +118,9 @@ const checkObject = (backupId: string, object: DataObject, stored: Uint8Array, s
     if (bytes.length !== object.length || md5 !== object.md5) return yield* integrityError(backupId, object, { md5, length: bytes.length })
   })
 
+/** Available, or being restored (which leaves it available): a backup that is there. */
+const isThere = (record: BackupRecord) => record.status === "available" || record.status === "restoring"
+
 const sameBackup = (a: BackupRecord, b: BackupRecord) =>
   a.volume_id === b.volume_id && a.parent_id === b.parent_id && a.service_metadata === b.service_metadata && a.volume_size_bytes === b.volume_size_bytes
 
@@ -144,7 +147,7 @@ const destinationRecord = (source: BackupRecord, options: LeaseOptions) =>
           reason: `the destination holds a different backup under id ${source.id} (volume ${existing.volume_id}, objects ${existing.service_metadata ?? "none"}; the source's: volume ${source.volume_id}, objects ${source.service_metadata}); nothing was copied`
         })
       }
-      if (existing.status === "available" || existing.status === "restoring") return { present: true, container: existing.container! } as const
+      if (isThere(existing)) return { present: true, container: existing.container! } as const
       if (existing.status !== "creating" && existing.status !== "error") {
         return yield* new InvalidRequest({ reason: `backup ${source.id} is ${existing.status} at the destination; delete it or run cleanup there before copying it again` })
       }
@@ -159,7 +162,7 @@ const destinationRecord = (source: BackupRecord, options: LeaseOptions) =>
 const presentAtDestination = (source: BackupRecord) =>
   atDestination(
     Effect.flatMap(BackupCatalog, (catalog) => catalog.get(source.id)).pipe(
-      Effect.map((existing) => sameBackup(existing, source) && (existing.status === "available" || existing.status === "restoring")),
+      Effect.map((existing) => sameBackup(existing, source) && isThere(existing)),
       Effect.catchTag("BackupNotFound", () => Effect.succeed(false))
     )
   )
