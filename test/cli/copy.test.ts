@@ -112,6 +112,27 @@ describe("chunked-backup copy", () => {
     ), 180_000
   )
 
+  it.live("a corrupt source object exits 6 naming it, and the destination record is error, not available", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const source = join(dir, "source")
+        const destination = join(dir, "destination")
+        const { ids } = yield* cliChain(dir, source, 1024 * 1024 + 4096, 262144)
+        const victim = [...storedFiles(join(source, "store")).keys()].find((name) => name.includes(ids[0]!) && name.endsWith("-00002"))!
+        const path = readdirSync(join(source, "store"), { withFileTypes: true, recursive: true }).find((e) => e.name === victim)!
+        const file = join(path.parentPath, victim)
+        const bytes = readFileSync(file)
+        bytes[bytes.length >> 1]! ^= 0x5a
+        writeFileSync(file, bytes)
+        const copied = yield* cli(["--repo", source, "copy", ids[3]!, "--to-repo", destination])
+        expect(copied.code, copied.stderr).toBe(exitCodes.IntegrityError)
+        expect(copied.stderr).toContain(`backup ${ids[0]}: object ${victim} is corrupt`)
+        const records = json((yield* cli(["--repo", destination, "--json", "list", "--all"])).stdout) as unknown as Array<{ id: string; status: string }>
+        expect(records.map((r) => [r.id, r.status])).toEqual([[ids[0], "error"]])
+      })
+    ), 120_000
+  )
+
   it.live("kill -9 in the middle: nothing is available at the destination; the rerun sends only what is missing and ends available", () =>
     withTempDir((dir) =>
       Effect.gen(function* () {
