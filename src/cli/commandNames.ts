@@ -11,5 +11,6 @@ export const COMMAND_NAMES: ReadonlyArray<string> = [
   "verify",
   "cleanup",
   "scan",
-  "prune"
+  "prune",
+  "copy"
 ]

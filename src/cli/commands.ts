@@ -36,6 +36,7 @@ import { cinderTable, table, utcTime } from "./tables.js"
 import { pruneHelp, pruneOptions, runPrune } from "./prune.js"
 import { printTree, storedFields } from "./tree.js"
 import { storedSizeOf } from "../driver/storedSize.js"
+import { makeCopyCommand } from "./copyCommand.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -73,7 +74,7 @@ const withServices = <A, E>(program: Program<A, E>, { create = false, emptyIfMis
   })
 
 /** For commands that compress or hash: the codec pool too, its workers loading while the services open. */
-const withCodecServices = <A, E>(program: Program<A, E, CodecPool>, how: { readonly create?: boolean } = {}) =>
+export const withCodecServices = <A, E>(program: Program<A, E, CodecPool>, how: { readonly create?: boolean } = {}) =>
   Effect.scoped(
     Effect.flatMap(Layer.build(layerCodecPool()), (codec) => withServices((options) => Effect.provide(program(options), codec), how))
   )
@@ -84,7 +85,7 @@ const recordJson = (record: BackupRecord) => ({
   updated_at: record.updated_at?.toISOString() ?? null
 })
 
-const print = (options: GlobalOptions, json: unknown, text: string) =>
+export const print = (options: GlobalOptions, json: unknown, text: string) =>
   Console.log(options.json ? JSON.stringify(json) : text)
 
 /**
@@ -92,7 +93,7 @@ const print = (options: GlobalOptions, json: unknown, text: string) =>
  * (bytes, objects, stored after compression, time, throughput) for people,
  * `summary` fields of the result for --json.
  */
-const summarize = (view: ProgressView, options: GlobalOptions) =>
+export const summarize = (view: ProgressView, options: GlobalOptions) =>
   Effect.sync(() => {
     const last = view.last()
     if (last === undefined || !last.done) return {}
@@ -177,7 +178,7 @@ const backupCommand = Command.make(
     )
 ).pipe(Command.withDescription(described("back up a volume (full, or incremental with --incremental/--parent)", ["chunked-backup backup disk.img --name nightly", "chunked-backup backup /dev/vdb --incremental --compression zstd", "ssh host cat /dev/vdb | chunked-backup backup - --size 10737418240 --volume-id 5d1c3a2e-0b5f-4f6e-9d3c-2a1b0c9d8e7f", "chunked-backup backup 'nbd+unix:///vda?socket=/run/vm1.sock' --incremental --dirty-bitmap nightly", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' backup disk.img", "chunked-backup --store 's3://volumebackups?endpoint=https://s3.example.com&region=eu-west-1' backup disk.img"])))
 
-const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
+export const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 
 
 /** True when `path` is this process's standard output (/dev/stdout, /dev/fd/1, or the file it is redirected to): the messages then go to stderr. */
@@ -434,6 +435,7 @@ const scanCommand = Command.make(
 )
 
 const pruneCommand = Command.make("prune", pruneOptions, (args) => withServices((options) => runPrune(args, options))).pipe(Command.withDescription(pruneHelp))
+const copyCommand = makeCopyCommand({ withCodecServices, print, summarize, backupIdArg })
 
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),
@@ -449,6 +451,7 @@ export const command = root.pipe(
     verifyCommand,
     cleanupCommand,
     scanCommand,
-    pruneCommand
+    pruneCommand,
+    copyCommand
   ])
 )

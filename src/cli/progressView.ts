@@ -58,7 +58,7 @@ export const summaryOf = (event: ProgressEvent) => {
     ...(event.bytesStored === undefined ? {} : { bytesStored: event.bytesStored }),
     ...(event.bytesRead === undefined ? {} : { bytesRead: event.bytesRead })
   }
-  const verb = { backup: "read", restore: "restored", verify: "checked" }[event.operation]
+  const verb = { backup: "read", restore: "restored", verify: "checked", copy: "checked" }[event.operation]
   const stored =
     event.bytesStored === undefined
       ? ""

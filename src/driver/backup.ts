@@ -23,7 +23,7 @@ import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, metadataName, readSha256File, sha256Name } from "./objects.js"
 import { claim, holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
-import { finishFailedBackup, pendingDeletion } from "./cleanup.js"
+import { failureReason, finishFailedBackup, pendingDeletion } from "./cleanup.js"
 import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, sameDigest } from "./digests.js"
@@ -335,11 +335,7 @@ const cleanUp = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOp
       if (yield* claim(backupId, ["deleting", "deleted"], "deleting", options)) yield* finishDelete(backupId, options)
       return
     }
-    const failure = Cause.failureOption(cause)
-    const reason = Option.match(failure, {
-      onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
-      onSome: (e) => (e instanceof Error ? e.message : String(e))
-    })
+    const reason = failureReason(cause)
     // Claimed with the mark, so a cleanup finds the objects if deleting them fails here.
     if (yield* claim(backupId, ["creating"], "error_deleting", options, pendingDeletion(reason))) {
       yield* finishFailedBackup(backupId, options)

@@ -19,7 +19,7 @@
  * be deleted (store down) stays `error_deleting` and is reported; the next
  * cleanup retries it.
  */
-import { Effect } from "effect"
+import { Cause, Effect, Option } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import type { BackupNotFound, CatalogError } from "../domain/errors.js"
 import type { BackupRecord, BackupStatus } from "../domain/record.js"
@@ -48,6 +48,13 @@ export interface CleanupAction {
  * someone asked to delete never keeps the mark.
  */
 const PENDING = "; its objects are pending deletion"
+
+/** How an operation ended, in one line for a record's fail_reason: the error's message, or "interrupted". */
+export const failureReason = (cause: Cause.Cause<unknown>): string =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => (Cause.isInterruptedOnly(cause) ? "interrupted" : Cause.pretty(cause)),
+    onSome: (e) => (e instanceof Error ? e.message : String(e))
+  })
 
 /** The fail_reason of a failed backup whose objects are still to be deleted. */
 export const pendingDeletion = (reason: string, failure?: { readonly message: string }) =>

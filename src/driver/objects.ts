@@ -33,7 +33,8 @@ export const locate = (record: BackupRecord) =>
     ? Effect.fail(new InvalidBackup({ backupId: record.id, reason: "the record has no container or object prefix" }))
     : Effect.succeed({ container: record.container, prefix: record.service_metadata })
 
-const readDocument = (record: BackupRecord, name: (prefix: string) => string) =>
+/** The stored bytes of one of the record's documents (`metadataName` or `sha256Name`), with the object's name. */
+export const readDocument = (record: BackupRecord, name: (prefix: string) => string) =>
   Effect.gen(function* () {
     const store = yield* ObjectStore
     const { container, prefix } = yield* locate(record)
@@ -44,8 +45,11 @@ const readDocument = (record: BackupRecord, name: (prefix: string) => string) =>
 
 /** The metadata document, refused unless its version is 1.0.0. */
 export const readMetadata = (record: BackupRecord) =>
+  Effect.flatMap(readDocument(record, metadataName), ({ object, bytes }) => decodeRecordMetadata(record, object, bytes))
+
+/** The metadata document `object` holds as `bytes`, refused unless its version is 1.0.0 and it is `record`'s. */
+export const decodeRecordMetadata = (record: BackupRecord, object: string, bytes: Uint8Array) =>
   Effect.gen(function* () {
-    const { object, bytes } = yield* readDocument(record, metadataName)
     const metadata = yield* decodeMetadata(record.id, object, bytes)
     if (metadata.version !== FORMAT_VERSION) {
       return yield* new UnsupportedVersion({ backupId: record.id, version: metadata.version })

@@ -8,7 +8,7 @@ import { currentWorkInFlight, WorkInFlight } from "../codec/pool.js"
 
 /** One progress report of a backup, restore or verify. */
 export interface ProgressEvent {
-  readonly operation: "backup" | "restore" | "verify"
+  readonly operation: "backup" | "restore" | "verify" | "copy"
   readonly backupId: string
   readonly bytesDone: number
   readonly bytesTotal: number
