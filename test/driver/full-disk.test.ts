@@ -35,6 +35,10 @@ const fill = (path: string) => {
   }
 }
 
+/** `body` with a temporary directory and a tmpfs of `mib` MiB, both gone afterwards. */
+const onSmallFilesystem = <A, E>(mib: number, body: (dir: string, small: string) => Effect.Effect<A, E>) =>
+  Effect.scoped(withTempDir((dir) => Effect.flatMap(smallFilesystem(mib), (small) => body(dir, small))))
+
 const json = (text: string) => JSON.parse(text) as Array<{ id: string; status: string }>
 
 if (!canMount) {
@@ -44,10 +48,8 @@ if (!canMount) {
 } else {
   describe("full disks", () => {
     it.live("a backup that does not fit the store fails naming ENOSPC, removes its objects, is `error`; the others still verify", () =>
-      Effect.scoped(
-        withTempDir((dir) =>
+      onSmallFilesystem(12, (dir, small) =>
           Effect.gen(function* () {
-            const small = yield* smallFilesystem(12)
             const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
             const store = ["--store", `posix:${small}`]
             const first = randomBytes(3 * 1024 * 1024 + 5)
@@ -75,15 +77,12 @@ if (!canMount) {
             expect(restored.code, restored.stderr).toBe(0)
             expect(readFileSync(join(dir, "out.img")).equals(first)).toBe(true)
           })
-        )
       )
     )
 
     it.live("a restore onto a full filesystem is a VolumeError naming ENOSPC; the backup stays restorable", () =>
-      Effect.scoped(
-        withTempDir((dir) =>
+      onSmallFilesystem(2, (dir, small) =>
           Effect.gen(function* () {
-            const small = yield* smallFilesystem(2)
             const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
             const data = randomBytes(4 * 1024 * 1024)
             writeFileSync(join(dir, "disk.img"), data)
@@ -98,15 +97,12 @@ if (!canMount) {
             expect(readFileSync(join(dir, "out.img")).equals(data)).toBe(true)
             expect(json((yield* cli(["--json", "list"], env)).stdout).map((r) => r.status)).toEqual(["available"])
           })
-        )
       )
     )
 
     it.live("a SQLite catalog on a full filesystem is a CatalogError, not a crash", () =>
-      Effect.scoped(
-        withTempDir((dir) =>
+      onSmallFilesystem(1, (dir, small) =>
           Effect.gen(function* () {
-            const small = yield* smallFilesystem(1)
             const env = { CHUNKED_BACKUP_REPO: join(dir, "repo") }
             const catalog = ["--catalog", join(small, "catalog.sqlite")]
             writeFileSync(join(dir, "disk.img"), randomBytes(256 * 1024))
@@ -118,7 +114,6 @@ if (!canMount) {
             expect(second.stderr).not.toContain("internal error")
             expect(second.stderr).toMatch(/(SQLITE_FULL|SQLITE_IOERR\w*|ENOSPC): is the disk holding the catalog full\?/)
           })
-        )
       )
     )
   })
