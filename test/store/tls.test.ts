@@ -158,6 +158,18 @@ if (loopback === undefined || !haveTlsTools) {
       )
     }
 
+    it.live("a certificate for another host name is refused even with the right CA: exit 9 naming the mismatch", () =>
+      withTempDir((dir) =>
+        Effect.gen(function* () {
+          writeFileSync(join(dir, "disk.img"), randomBytes(4096))
+          const store = `swift://${new URL(front.wrongNameUrl).host}/auth/v1.0?ca-file=${encodeURIComponent(front.caFile)}`
+          const result = yield* cli(["backup", join(dir, "disk.img"), "--store", store], { ...swiftEnv, CHUNKED_BACKUP_REPO: join(dir, "repo") })
+          expect(result.code, result.stderr).toBe(9)
+          expect(result.stderr).toMatch(/TLS certificate refused \(ERR_TLS_CERT_ALTNAME_INVALID: .*127\.0\.0\.1/)
+        })
+      )
+    )
+
     it.live("S3 without the CA: exit 9 naming the certificate problem", () =>
       withTempDir((dir) =>
         Effect.gen(function* () {

@@ -21,6 +21,8 @@ export interface TlsFront {
   readonly otherCaFile: string
   /** https://127.0.0.1:PORT for each backend `host:port` given */
   readonly urls: ReadonlyMap<string, string>
+  /** the first backend again, with a certificate from the same CA for another host name */
+  readonly wrongNameUrl: string
 }
 
 const openssl = (dir: string, ...args: Array<string>) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" })
@@ -70,18 +72,25 @@ export const startTlsFront = (backends: ReadonlyArray<string>, firstPort: number
   writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
   openssl(dir, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
     "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+  openssl(dir, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=elsewhere.example", "-keyout", "wrong.key", "-out", "wrong.csr")
+  writeFileSync(join(dir, "wrong.ext"), "subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n")
+  openssl(dir, "x509", "-req", "-in", "wrong.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+    "-days", "2", "-extfile", "wrong.ext", "-out", "wrong.pem")
   const urls = new Map<string, string>()
   const services = backends.map((backend, i) => {
     urls.set(backend, `https://127.0.0.1:${firstPort + i}`)
     return `[s${i}]\naccept = 127.0.0.1:${firstPort + i}\nconnect = ${backend}\n`
   })
+  const wrongPort = firstPort + backends.length
+  services.push(`[wrong-name]\naccept = 127.0.0.1:${wrongPort}\nconnect = ${backends[0]}\ncert = ${join(dir, "wrong.pem")}\nkey = ${join(dir, "wrong.key")}\n`)
   const conf = join(dir, "stunnel.conf")
   writeFileSync(conf, [`foreground = yes`, `pid =`, `debug = 5`, `output = ${join(dir, "stunnel.log")}`,
     `cert = ${join(dir, "server.pem")}`, `key = ${join(dir, "server.key")}`, ...services].join("\n") + "\n")
   const child = spawn(STUNNEL, [conf], { stdio: "ignore" })
   const deadline = Date.now() + 10_000
-  const ready = Promise.all(backends.map((_, i) => waitForPort(firstPort + i, deadline))).then(() => {})
-  return { dir, caFile: join(dir, "ca.pem"), otherCaFile: join(dir, "other-ca.pem"), urls, ready, stop: stopping(child.pid, dir) }
+  const ready = Promise.all([...backends, "wrong"].map((_, i) => waitForPort(firstPort + i, deadline))).then(() => {})
+  const wrongNameUrl = `https://127.0.0.1:${wrongPort}`
+  return { dir, caFile: join(dir, "ca.pem"), otherCaFile: join(dir, "other-ca.pem"), urls, wrongNameUrl, ready, stop: stopping(child.pid, dir) }
 }
 
 /** The stunnel log, for a failing test's message. */
