@@ -1,7 +1,7 @@
 /**
  * TLS for the Swift and S3 stores, as Cinder configures it: a CA file
  * (`backup_swift_ca_cert_file`, `backup_s3_ca_cert_file`; here `ca-file=` in
- * the store URL, SWIFT_CA_FILE or AWS_CA_BUNDLE) added to the system's
+ * the store URL, SWIFT_CA_FILE or AWS_CA_BUNDLE) added to Node's built-in
  * trusted roots, or verification turned off (`backup_swift_auth_insecure`,
  * `backup_s3_verify_ssl=False`; here `insecure=true`), which is said on
  * stderr once.
@@ -15,7 +15,7 @@ import { rootCertificates } from "node:tls"
 
 /** How the Swift/S3 HTTP client verifies the store's certificate. */
 export interface TlsOptions {
-  /** PEM file of CA certificates trusted besides the system's */
+  /** PEM file of CA certificates trusted besides Node's built-in roots */
   readonly caFile?: string
   /** no certificate verification at all */
   readonly insecure?: boolean
@@ -60,7 +60,7 @@ export const layerHttpClientTls = (tls: TlsOptions): Effect.Effect<Layer.Layer<H
     }
     const connect = {
       rejectUnauthorized: tls.insecure !== true,
-      // A given CA adds to the system's roots, as Cinder's ca_cert_file does for requests.
+      // A given CA adds to the built-in roots rather than replacing them.
       ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] })
     }
     const dispatcher = Layer.scoped(
