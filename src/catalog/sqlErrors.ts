@@ -25,11 +25,14 @@ export const codeOf = (cause: unknown): string | undefined => {
   return undefined
 }
 
+/** Codes of a write the catalog's disk had no room for (SQLite says "disk I/O error" when a journal cannot be made). */
+const DISK_FULL = /^(SQLITE_FULL|SQLITE_IOERR|ENOSPC|53100$)/
+
 export const catalogError = (operation: string, backupId: string | undefined, reason: string, cause?: unknown) => {
   const code = codeOf(cause)
   return new CatalogError({
     operation,
-    reason,
+    reason: code !== undefined && DISK_FULL.test(code) ? `${reason} (${code}: is the disk holding the catalog full?)` : reason,
     ...(backupId === undefined ? {} : { backupId }),
     ...(cause === undefined ? {} : { cause }),
     ...(code === undefined ? {} : { code })

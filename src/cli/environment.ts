@@ -4,7 +4,6 @@
  * PostgreSQL URL shared by many hosts), both under `--repo` by default.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Either, Layer, Option } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
@@ -14,7 +13,8 @@ import { layerPgCatalog } from "../catalog/pg.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
-import { describeConfigError, parseStoreUrl, storeUrlLayer } from "../store/storeConfig.js"
+import { describeConfigError, parseStoreUrl, storeUrlLayer, storeUrlTls } from "../store/storeConfig.js"
+import { layerHttpClientTls } from "../store/tls.js"
 
 export interface GlobalOptions {
   readonly repo: string
@@ -33,9 +33,14 @@ export const storeLayer = (url: string) => {
   const network = parseStoreUrl(url)
   if (network !== undefined) {
     if (Either.isLeft(network)) return Effect.fail(new InvalidRequest({ reason: `store ${url}: ${network.left}` }))
-    return storeUrlLayer(network.right).pipe(
+    return Effect.all([storeUrlLayer(network.right), storeUrlTls(network.right)]).pipe(
       Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${describeConfigError(error)}` })),
-      Effect.map((layer) => layerRetry().pipe(Layer.provide(layer), Layer.provide(NodeHttpClient.layerUndici)))
+      Effect.flatMap(([layer, tls]) =>
+        layerHttpClientTls(tls).pipe(
+          Effect.mapError((reason) => new InvalidRequest({ reason: `store ${url}: ${reason}` })),
+          Effect.map((http) => layerRetry().pipe(Layer.provide(layer), Layer.provide(http)))
+        )
+      )
     )
   }
   const [scheme, ...rest] = url.split(":")

@@ -8,6 +8,7 @@
  *   401, 403                       -> StoreAuthError   (permanent)
  *   5xx, 408, 429, timeouts,
  *   connection errors, short body  -> StoreUnavailable (transient: withRetry retries it)
+ *   a refused TLS certificate      -> StoreError       (permanent: the same certificate comes back)
  *   anything else                  -> StoreError       (permanent)
  */
 import * as Headers from "@effect/platform/Headers"
@@ -18,6 +19,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Cause, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { StoreAuthError, StoreError, StoreUnavailable } from "./errors.js"
+import { certificateProblem } from "./tls.js"
 
 /** Which store call a request belongs to: named in every error. */
 export interface Where {
@@ -76,6 +78,12 @@ const describeCause = (cause: unknown): string => {
 export const failureForTransport =
   (where: Where) =>
   (error: HttpClientError.HttpClientError): StoreUnavailable | StoreError => {
+    const certificate = certificateProblem(error.cause)
+    if (certificate !== undefined) {
+      return new StoreError(
+        fieldsOf(where, `TLS certificate refused (${certificate}); give the CA with ca-file=… in the store URL, SWIFT_CA_FILE or AWS_CA_BUNDLE`)
+      )
+    }
     const reason = `${error.reason} error: ${describeCause(error.cause)}`
     const transient =
       (error._tag === "RequestError" && error.reason === "Transport") ||

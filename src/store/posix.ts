@@ -37,10 +37,14 @@ const TEMP_PREFIX = ".chunked-backup-tmp-"
 const WRITE_PIECE = 8 * 1024 * 1024
 const MAX_SEGMENT_BYTES = 255
 
+/** A full filesystem or quota said first: the errno alone reads like a bug. */
+const explained = (message: string) =>
+  /\b(ENOSPC|EDQUOT)\b/.test(message) ? `the store's filesystem is full (${message})` : message
+
 const classify =
   (operation: string, container: string, object?: string) =>
   (error: PlatformError): StoreError | StoreUnavailable => {
-    const fields = { operation, container, reason: error.message, ...(object === undefined ? {} : { object }) }
+    const fields = { operation, container, reason: explained(error.message), ...(object === undefined ? {} : { object }) }
     const transient = error._tag === "SystemError" && ["Busy", "TimedOut", "WouldBlock"].includes(error.reason)
     return transient ? new StoreUnavailable(fields) : new StoreError(fields)
   }
@@ -53,7 +57,7 @@ const TRANSIENT_ERRNOS = ["EBUSY", "ETIMEDOUT", "EAGAIN", "EWOULDBLOCK"]
 const classifyErrno =
   (operation: string, container: string, object?: string) =>
   (error: NodeJS.ErrnoException): StoreError | StoreUnavailable => {
-    const fields = { operation, container, reason: error.message, ...(object === undefined ? {} : { object }) }
+    const fields = { operation, container, reason: explained(error.message), ...(object === undefined ? {} : { object }) }
     return TRANSIENT_ERRNOS.includes(error.code ?? "") ? new StoreUnavailable(fields) : new StoreError(fields)
   }
 

@@ -18,12 +18,15 @@
  *   S3_BUCKET, S3_ENDPOINT_URL, S3_PATH_STYLE, S3_UNSIGNED_PAYLOAD, S3_SSE_CUSTOMER_KEY,
  *   S3_SSE_CUSTOMER_ALGORITHM, S3_CREATE_BUCKET, S3_OBJECT_SIZE, S3_BLOCK_SIZE,
  *   S3_AVAILABILITY_ZONE, S3_TIMEOUT (s), S3_CONCURRENCY
+ * TLS (src/store/tls.ts): SWIFT_CA_FILE, SWIFT_INSECURE; AWS_CA_BUNDLE, S3_INSECURE
+ *   (`ca-file=` and `insecure=` in a store URL)
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Layer, Option } from "effect"
 import type { ObjectStore } from "./ObjectStore.js"
 import { layerS3, type S3StoreOptions } from "./s3.js"
 import { layerSwift, type SwiftAuth, type SwiftStoreOptions } from "./swift.js"
+import type { TlsOptions } from "./tls.js"
 
 const str = (name: string) => Config.option(Config.nonEmptyString(name))
 const either = (first: string, second: string) =>
@@ -184,7 +187,9 @@ const SWIFT_PARAMS: Record<string, string> = {
   project: "OS_PROJECT_NAME",
   "project-id": "OS_PROJECT_ID",
   "project-domain": "OS_PROJECT_DOMAIN_NAME",
-  "user-domain": "OS_USER_DOMAIN_NAME"
+  "user-domain": "OS_USER_DOMAIN_NAME",
+  "ca-file": "SWIFT_CA_FILE",
+  insecure: "SWIFT_INSECURE"
 }
 const S3_PARAMS: Record<string, string> = {
   endpoint: "S3_ENDPOINT_URL",
@@ -197,7 +202,9 @@ const S3_PARAMS: Record<string, string> = {
   "block-size": "S3_BLOCK_SIZE",
   az: "S3_AVAILABILITY_ZONE",
   timeout: "S3_TIMEOUT",
-  concurrency: "S3_CONCURRENCY"
+  concurrency: "S3_CONCURRENCY",
+  "ca-file": "AWS_CA_BUNDLE",
+  insecure: "S3_INSECURE"
 }
 
 /** A parsed store URL (posix:, swift://, swift+http://, s3://) and the settings it carries. */
@@ -291,6 +298,10 @@ export const describeConfigError = (error: ConfigError.ConfigError): string => {
   return [...missingText, ...other].join("; ")
 }
 
+/** A store URL's settings first, then the environment. */
+const providerFor = (settings: ReadonlyMap<string, string>) =>
+  ConfigProvider.orElse(ConfigProvider.fromMap(new Map(settings)), () => ConfigProvider.fromEnv())
+
 /** Reads the configuration of a parsed store URL (its settings first, then the environment) into a layer. */
 export const storeUrlLayer = ({
   kind,
@@ -298,8 +309,19 @@ export const storeUrlLayer = ({
 }: StoreUrl): Effect.Effect<Layer.Layer<ObjectStore, never, HttpClient.HttpClient>, ConfigError.ConfigError> =>
   Effect.withConfigProvider(
     kind === "swift" ? Effect.map(swiftConfig, layerSwift) : Effect.map(s3Config, layerS3),
-    ConfigProvider.orElse(ConfigProvider.fromMap(new Map(settings)), () => ConfigProvider.fromEnv())
+    providerFor(settings)
   )
+
+/** TLS settings: SWIFT_CA_FILE, SWIFT_INSECURE (Swift and Keystone); AWS_CA_BUNDLE, S3_INSECURE (S3). */
+export const tlsConfig = (kind: StoreUrl["kind"]): Config.Config<TlsOptions> =>
+  Config.all({
+    caFile: str(kind === "swift" ? "SWIFT_CA_FILE" : "AWS_CA_BUNDLE"),
+    insecure: bool(kind === "swift" ? "SWIFT_INSECURE" : "S3_INSECURE")
+  }).pipe(Config.map((fields) => defined<TlsOptions & Record<string, unknown>>(fields)))
+
+/** The TLS settings of a parsed store URL (its settings first, then the environment). */
+export const storeUrlTls = ({ kind, settings }: StoreUrl): Effect.Effect<TlsOptions, ConfigError.ConfigError> =>
+  Effect.withConfigProvider(tlsConfig(kind), providerFor(settings))
 
 /** The layer for a parsed store URL; fails with the ConfigError when a setting is missing or malformed. */
 export const layerFromStoreUrl = (url: StoreUrl): Layer.Layer<ObjectStore, ConfigError.ConfigError, HttpClient.HttpClient> =>
