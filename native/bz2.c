@@ -166,22 +166,24 @@ static void free_output(napi_env env, void *data, void *hint) {
 
 static void complete(napi_env env, napi_status status, void *data) {
   Job *job = data;
-  napi_value result;
+  napi_value result = NULL;
   if (status == napi_ok && job->error == BZ_OK) {
     if (job->output_len == 0) {
       void *unused;
       free(job->output);
       napi_create_buffer(env, 0, &unused, &result);
     } else {
-      napi_create_external_buffer(env, job->output_len, job->output, free_output, NULL, &result);
+      /* Refused while the worker is being terminated: the memory is ours to free. */
+      if (napi_create_external_buffer(env, job->output_len, job->output, free_output, NULL, &result) != napi_ok) free(job->output);
     }
-    napi_resolve_deferred(env, job->deferred, result);
+    /* A NULL result (a worker being terminated) is refused by napi_resolve_deferred, never dereferenced. */
+    if (result != NULL) napi_resolve_deferred(env, job->deferred, result);
   } else {
     free(job->output);
-    napi_value message;
+    napi_value message = NULL;
     napi_create_string_utf8(env, describe(job->error), NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    if (result != NULL) napi_reject_deferred(env, job->deferred, result);
   }
   napi_delete_reference(env, job->input_ref);
   if (job->stop_ref != NULL) napi_delete_reference(env, job->stop_ref);

@@ -31,7 +31,7 @@ static napi_value data_extents(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "dataExtents(fd, size): a descriptor and a size");
     return NULL;
   }
-  napi_value result;
+  napi_value result = NULL;
   napi_create_array(env, &result);
   uint32_t n = 0;
   off_t at = 0;
@@ -49,7 +49,7 @@ static napi_value data_extents(napi_env env, napi_callback_info info) {
       else return fail(env, "lseek(SEEK_HOLE)", errno);
     }
     if (end > size) end = size;
-    napi_value value;
+    napi_value value = NULL;
     napi_create_int64(env, start, &value);
     napi_set_element(env, result, n++, value);
     napi_create_int64(env, end, &value);

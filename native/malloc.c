@@ -28,7 +28,7 @@ static napi_value fix_mmap_threshold(napi_env env, napi_callback_info info) {
     applied = mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1;
 #endif
   }
-  napi_value result;
+  napi_value result = NULL;
   napi_get_boolean(env, applied, &result);
   return result;
 }

@@ -350,7 +350,7 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
     return NULL;
   }
   for (uint32_t i = 0; i < count; i++) {
-    napi_value item;
+    napi_value item = NULL;
     unsigned char *data;
     size_t length;
     if (napi_get_element(env, argv[0], i, &item) != napi_ok || !bytes_of(env, item, &data, &length)) {
@@ -361,7 +361,7 @@ static napi_value md5_many(napi_env env, napi_callback_info info) {
     prepare(&messages[i], data, length);
     order[i] = (ranked){.blocks = messages[i].left, .index = i};
   }
-  napi_value result;
+  napi_value result = NULL;
   void *out;
   if (napi_create_buffer(env, 16 * (size_t)count, &out, &result) != napi_ok) {
     free(messages), free(order);

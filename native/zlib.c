@@ -65,7 +65,7 @@ __attribute__((unused)) static napi_value inflate_into_zlib(napi_env env, unsign
   if (rc != Z_STREAM_END) return fail(env, &s, "invalid data");
   double written = (double)s.total_out;
   inflateEnd(&s);
-  napi_value result;
+  napi_value result = NULL;
   napi_create_double(env, written, &result);
   return result;
 }
@@ -88,7 +88,7 @@ static napi_value inflate_into_libdeflate(napi_env env, unsigned char *in, size_
                                                                      : "zlib: invalid or truncated data");
     return NULL;
   }
-  napi_value result;
+  napi_value result = NULL;
   napi_create_double(env, (double)written, &result);
   return result;
 }
@@ -118,8 +118,10 @@ static napi_value deflate_to_buffer(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "zlib: compression failed");
     return NULL;
   }
-  /* A copy of the compressed size only, into memory the worker can transfer. */
-  napi_value result;
+  /* A copy of the compressed size only, into memory the worker can transfer. NULL
+     (undefined) if it cannot be made, as when the worker is being terminated: an
+     uninitialised value handed back to V8 crashed the process there. */
+  napi_value result = NULL;
   void *copy;
   napi_create_buffer_copy(env, written, out, &copy, &result);
   free(out);
@@ -145,7 +147,7 @@ static napi_value inflate_into(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_value value;
+  napi_value value = NULL;
   napi_create_function(env, "inflateInto", NAPI_AUTO_LENGTH, inflate_into, NULL, &value);
   napi_set_named_property(env, exports, "inflateInto", value);
 #ifdef HAVE_LIBDEFLATE
