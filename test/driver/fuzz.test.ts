@@ -21,7 +21,7 @@ describe("fuzzed documents and objects", () => {
           const started = Date.now()
           const summary = yield* runFuzz(dir, cases, seed)
           const { failures, ...figures } = summary
-          console.log(`fuzz: ${JSON.stringify({ ...figures, rssGrowthMiB: Math.round(summary.rssGrowth / 2 ** 20), seconds: (Date.now() - started) / 1000, failures: failures.length })}`)
+          console.log(`fuzz: ${JSON.stringify({ ...figures, retainedGrowthMiB: Math.round(summary.retainedGrowth / 2 ** 20), peakRssGrowthMiB: Math.round(summary.peakRssGrowth / 2 ** 20), seconds: (Date.now() - started) / 1000, failures: failures.length })}`)
           expect(failures.slice(0, 20)).toEqual([])
           expect(summary.typed + summary.bitExact + summary.records.imported + summary.records.refused).toBe(cases)
         })
