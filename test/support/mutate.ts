@@ -183,7 +183,13 @@ export const mutateDocument = (random: Random, original: Uint8Array, volumeBytes
   }
   const what = editTree(random, root, volumeBytes)
   if (what.startsWith("nothing")) root = random.pick(HOSTILE_NUMBERS)
-  let edited = JSON.stringify(root)
+  let edited: string
+  try {
+    edited = JSON.stringify(root)
+  } catch {
+    // Already nested too deep (by an earlier edit) to stringify: damage the bytes instead.
+    return mutateBytes(random, original)
+  }
   const depth = /nested (\d+) deep/.exec(what)
   if (depth !== null) edited = edited.replace(JSON.stringify(NEST_MARK), "[".repeat(Number(depth[1])) + "]".repeat(Number(depth[1])))
   return { bytes: Buffer.from(edited), what }
