@@ -94,9 +94,11 @@ export const importRecord = (backupService: string, backupUrl: string): Effect.E
       try: () => JSON.parse(Buffer.from(backupUrl, "base64").toString("utf8")) as unknown,
       catch: () => invalid("backup_url is not base64 of JSON")
     })
-    const fields = yield* Either.mapLeft(Schema.decodeUnknownEither(ImportedFields)(json), (e) =>
-      invalid(ParseResult.TreeFormatter.formatErrorSync(e))
-    )
+    // Decoding and describing a value nested thousands deep recurses past the stack: a refusal, not a crash.
+    const fields = yield* Effect.try({
+      try: () => Schema.decodeUnknownEither(ImportedFields)(json).pipe(Either.mapLeft((e) => ParseResult.TreeFormatter.formatErrorSync(e))),
+      catch: () => invalid("backup_url nests too deep")
+    }).pipe(Effect.flatMap(Either.mapLeft(invalid)))
     if (fields.container === null || fields.service_metadata === null) {
       return yield* invalid(`backup ${fields.id} has no container or object prefix`)
     }
