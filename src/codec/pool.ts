@@ -34,9 +34,9 @@ export interface CodecPool {
    * when it is a whole buffer of its own). `weight` is the volume bytes the
    * job stands for in its operation's progress (see WorkInFlight).
    * Interrupted, a job still queued is dropped, and a running one is stopped
-   * by terminating its worker (a fresh one takes its place): the
-   * interruption completes once that worker is gone, so nothing of the job
-   * (a restore's writes) happens after it.
+   * by terminating its worker (a fresh one takes its place when a job next
+   * needs it): the interruption completes once that worker is gone, so
+   * nothing of the job (a restore's writes) happens after it.
    */
   readonly run: <J extends Job>(job: J, transfer?: ReadonlyArray<ArrayBuffer>, weight?: number) => Effect.Effect<ReplyTo<J["op"]>>
 }
@@ -166,7 +166,9 @@ const makeWorkers = (size: number) => {
     const promise = new Promise<Reply>((resolve) => {
       if (closed) return resolve({ op: "failed", id, error: "the codec pool is closed" })
       const queued: Queued = { request, transfer: [...transfer, ...(data === undefined ? [] : transferOf(data))], resolve, tracked }
-      const thread = idle.pop()
+      // A worker terminated by a cancel is replaced here, when work needs it, not at the cancel:
+      // an interrupted operation is usually ending, and starting an isolate then slows its clean-up.
+      const thread = idle.pop() ?? (all.size < size ? spawn() : undefined)
       if (thread === undefined) queue.push(queued)
       else post(thread, queued)
     })
@@ -178,7 +180,8 @@ const makeWorkers = (size: number) => {
       running.delete(id)
       job.untrack()
       await retire(job.thread)
-      if (!closed) next(spawn())
+      // Jobs queued meanwhile get the replacement now.
+      while (!closed && queue.length > 0 && all.size < size) next(spawn())
     }
     return { promise, cancel }
   }

@@ -17,12 +17,12 @@ import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
-import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
+import { newBackupRecord, type BackupRecord, type BackupStatus, type NewBackup } from "../domain/record.js"
 import { cinderTimestamp, encodeDocument, encodeSha256File } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, metadataName, readSha256File, sha256Name } from "./objects.js"
-import { claim, holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
+import { claim, holdLease, leaseExpired, type HeldLease, type LeaseOptions } from "./lease.js"
 import { failureReason, finishFailedBackup, pendingDeletion } from "./cleanup.js"
 import { finishDelete } from "./delete.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
@@ -151,7 +151,8 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
     if (initial.status !== "creating") {
       return yield* new InvalidRequest({ reason: `backup ${backupId} is ${initial.status}, not creating` })
     }
-    // From here on, any failure or interruption cleans up and marks the record.
+    // From here on, any failure or interruption cleans up and marks the record (once).
+    let cleaned = false
     const work = Effect.gen(function* () {
       const chunkSize = options.chunkSize ?? store.defaults.chunkSize
       const shaBlockSize = options.shaBlockSize ?? store.defaults.shaBlockSize
@@ -309,14 +310,19 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: () => Effect.fail(new BackupCancelled({ backupId })) }))
       )
 
-      yield* holdLease(backupId, options)
+      const lease = yield* holdLease(backupId, options)
       // The body runs in its own fiber, and cleanup waits for it to end: a
       // write still in flight when the race is decided must not land after
-      // cleanup has listed the prefix.
+      // cleanup has listed the prefix. Cleanup runs under the lease still
+      // held, so it needs no claim of its own (a cancel is timed).
       const running = yield* Effect.fork(body)
-      return yield* Effect.raceFirst(Fiber.join(running), cancelled).pipe(Effect.onExit(() => Fiber.interrupt(running)))
+      return yield* Effect.raceFirst(Fiber.join(running), cancelled).pipe(
+        Effect.onExit(() => Fiber.interrupt(running)),
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.suspend(() => ((cleaned = true), cleanUp(backupId, exit.cause, options, lease)))))
+      )
     }).pipe(Effect.scoped)
-    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : cleanUp(backupId, exit.cause, options))))
+    // Failures before the lease was held are cleaned up here, claiming the record.
+    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) || cleaned ? Effect.void : cleanUp(backupId, exit.cause, options))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
 
 /**
@@ -326,19 +332,21 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
  * `deleting`) ends `deleted`. Objects that cannot be deleted leave the record
  * `error_deleting`, which the next cleanup finishes.
  */
-const cleanUp = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOptions) =>
+const cleanUp = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOptions, held?: HeldLease) =>
   Effect.gen(function* () {
     const record = yield* (yield* BackupCatalog).get(backupId)
     // Interrupted after it was marked available: the backup is complete, keep it.
     if (record.status === "available") return
+    const take = (from: ReadonlyArray<BackupStatus>, to: BackupStatus, failReason?: string) =>
+      held === undefined ? claim(backupId, from, to, options, failReason) : held.transition(from, to, failReason)
     if (record.status === "deleting" || record.status === "deleted") {
-      if (yield* claim(backupId, ["deleting", "deleted"], "deleting", options)) yield* finishDelete(backupId, options)
+      if (yield* take(["deleting", "deleted"], "deleting")) yield* finishDelete(backupId, options, held)
       return
     }
     const reason = failureReason(cause)
     // Claimed with the mark, so a cleanup finds the objects if deleting them fails here.
-    if (yield* claim(backupId, ["creating"], "error_deleting", options, pendingDeletion(reason))) {
-      yield* finishFailedBackup(backupId, options)
+    if (yield* take(["creating"], "error_deleting", pendingDeletion(reason))) {
+      yield* finishFailedBackup(backupId, options, held)
     }
   }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 

@@ -26,7 +26,7 @@ import type { BackupRecord, BackupStatus } from "../domain/record.js"
 import type { StoreFailure } from "../store/errors.js"
 import type { ObjectStore } from "../store/ObjectStore.js"
 import { finishDelete } from "./delete.js"
-import { claim, holdLease, leaseExpired, leaseLive, release, type LeaseOptions } from "./lease.js"
+import { claim, holdLease, leaseExpired, leaseLive, release, type HeldLease, type LeaseOptions } from "./lease.js"
 import { deleteObjects } from "./objects.js"
 
 /** What cleanup did to one record: the status it found, the status it left and the objects it deleted. */
@@ -87,13 +87,14 @@ const legacyFailure = (failReason: string) => failReason.split(LEGACY_LEFTOVERS)
 /**
  * Deletes the objects of a failed backup the caller has claimed in status
  * `error_deleting` (fail_reason marked by `pendingDeletion`), holding its
- * lease; then `error` with the backup's own failure. On a store failure it
- * stays `error_deleting`, the reason saying why, and the failure is returned.
+ * lease (unless the caller holds it, `held`); then `error` with the backup's
+ * own failure. On a store failure it stays `error_deleting`, the reason
+ * saying why, and the failure is returned.
  */
-export const finishFailedBackup = (backupId: string, options: LeaseOptions = {}) =>
+export const finishFailedBackup = (backupId: string, options: LeaseOptions = {}, held?: HeldLease) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
-    yield* holdLease(backupId, options)
+    if (held === undefined) yield* holdLease(backupId, options)
     const record = yield* catalog.get(backupId)
     const reason = failureOf(record.fail_reason)
     const deleted = yield* deleteObjects(record).pipe(

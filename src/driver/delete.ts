@@ -8,18 +8,19 @@
 import { Effect } from "effect"
 import { InvalidRequest } from "../domain/errors.js"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
-import { claim, holdLease, type LeaseOptions } from "./lease.js"
+import { claim, holdLease, type HeldLease, type LeaseOptions } from "./lease.js"
 import { deleteObjects } from "./objects.js"
 
 /**
  * Finishes the delete of `backupId`, which the caller has claimed in status
- * `deleting`: holds its lease while the objects go, then `deleted`; on a
- * failure, `error_deleting` with the reason, and the failure.
+ * `deleting`: holds its lease while the objects go (unless the caller holds
+ * it, `held`), then `deleted`; on a failure, `error_deleting` with the
+ * reason, and the failure.
  */
-export const finishDelete = (backupId: string, options: LeaseOptions = {}) =>
+export const finishDelete = (backupId: string, options: LeaseOptions = {}, held?: HeldLease) =>
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
-    yield* holdLease(backupId, options)
+    if (held === undefined) yield* holdLease(backupId, options)
     const deleted = yield* deleteObjects(yield* catalog.get(backupId)).pipe(
       Effect.tapError((e) => catalog.transition(backupId, ["deleting"], "error_deleting", e.message))
     )

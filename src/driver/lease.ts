@@ -6,6 +6,7 @@
  */
 import { Duration, Effect, Schedule } from "effect"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
+import type { BackupNotFound, CatalogError } from "../domain/errors.js"
 import type { BackupRecord, BackupStatus } from "../domain/record.js"
 
 /** The lease a running operation holds on its record, so that cleanup never overtakes a live process. */
@@ -15,6 +16,17 @@ export interface LeaseOptions {
 }
 
 export const defaultLease = Duration.seconds(30)
+
+/** A lease this process holds (see holdLease). */
+export interface HeldLease {
+  /**
+   * Moves the record from one of `from` to `to` (writing `failReason`, when
+   * given) if the lease on it is still this holder's, keeping the lease: a
+   * holder that goes on to clean up needs no new claim. Returns whether it
+   * applied.
+   */
+  readonly transition: (from: ReadonlyArray<BackupStatus>, to: BackupStatus, failReason?: string) => Effect.Effect<boolean, CatalogError | BackupNotFound>
+}
 
 /**
  * Holds the lease of `backupId` for the enclosing scope: set now, renewed
@@ -55,6 +67,15 @@ export const holdLease = (backupId: string, options: LeaseOptions = {}) =>
       Effect.forkScoped
     )
     yield* Effect.addFinalizer(() => write(() => null, false).pipe(Effect.ignoreLogged))
+    const transition: HeldLease["transition"] = (from, to, failReason) =>
+      Effect.suspend(() => {
+        let applied = false
+        return catalog.update(backupId, (r) => {
+          applied = mine !== undefined && r.lease_expires_at?.getTime() === mine && from.includes(r.status)
+          return applied ? { ...r, status: to, ...(failReason === undefined ? {} : { fail_reason: failReason }) } : r
+        }).pipe(Effect.map(() => applied))
+      })
+    return { transition } satisfies HeldLease
   })
 
 /** Whether someone holds the record's lease right now (it is set and has not run out). */

@@ -95,6 +95,9 @@ export const checkObjectList = (record: BackupRecord, metadata: BackupMetadata) 
     }
   })
 
+/** Deletes in flight at once, at least. */
+const DELETE_CONCURRENCY = 16
+
 /** Deletes every object under the backup's prefix (Cinder's delete_backup). */
 export const deleteObjects = (record: BackupRecord) =>
   Effect.gen(function* () {
@@ -105,8 +108,9 @@ export const deleteObjects = (record: BackupRecord) =>
       Effect.catchTag("ContainerNotFound", () => Effect.succeed([] as ReadonlyArray<string>))
     )
     const names = ownObjects(record.service_metadata, listed)
+    // A delete moves no data: more of them at once than transfers (a cancelled backup's clean-up is timed).
     yield* Effect.forEach(names, (name) => store.delete(container, name), {
-      concurrency: store.defaults.concurrency,
+      concurrency: Math.max(DELETE_CONCURRENCY, store.defaults.concurrency),
       discard: true
     })
     if (store.removeLeftovers !== undefined) yield* store.removeLeftovers(container, record.service_metadata)

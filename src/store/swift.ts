@@ -27,7 +27,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Duration, Effect, Layer, Option, Redacted, SynchronizedRef } from "effect"
 import { aroundEach } from "./decorators.js"
-import { ChecksumMismatch, ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreAuthError, StoreError } from "./errors.js"
+import { ChecksumMismatch, ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreAuthError, StoreError, type StoreFailure } from "./errors.js"
 import {
   deletingWhenAbandoned,
   encodePath,
@@ -99,6 +99,13 @@ export interface SwiftStoreOptions {
   readonly timeout?: Duration.DurationInput
   /** objects in flight for backups and restores (default 4) */
   readonly concurrency?: number
+  /**
+   * names asked for per listing page (default 1000): a shorter page is the
+   * last, so a small listing takes one request. A cluster whose
+   * container_listing_limit is lower answers 412, and the store then pages
+   * by the cluster's own limit, until an empty page.
+   */
+  readonly listingPageSize?: number
 }
 
 interface Session {
@@ -253,10 +260,21 @@ export const makeSwift = (options: SwiftStoreOptions) =>
         return yield* unexpected(where, response)
       })
 
-    const listPage = (where: Where, container: string, prefix: string, marker: string) =>
+    // undefined once the cluster refused it: then its own limit decides.
+    let pageSize: number | undefined = Math.max(1, Math.floor(options.listingPageSize ?? 1000))
+    const listPage = (where: Where, container: string, prefix: string, marker: string): Effect.Effect<ReadonlyArray<ListedObject>, StoreFailure> =>
       Effect.gen(function* () {
-        const query = `?format=json&prefix=${encodeURIComponent(prefix)}${marker === "" ? "" : `&marker=${encodeURIComponent(marker)}`}`
+        const limit = pageSize
+        const query = `?format=json&prefix=${encodeURIComponent(prefix)}${marker === "" ? "" : `&marker=${encodeURIComponent(marker)}`}${
+          limit === undefined ? "" : `&limit=${limit}`
+        }`
         const response = yield* call(where, (url) => HttpClientRequest.get(containerUrl(url, container) + query))
+        if (response.status === 412 && limit !== undefined) {
+          // "Maximum limit is N": this cluster's container_listing_limit is below our page size.
+          yield* smallText(response)
+          pageSize = undefined
+          return yield* listPage(where, container, prefix, marker)
+        }
         if (response.status === 404) return yield* Effect.zipRight(smallText(response), new ContainerNotFound({ container }))
         if (response.status === 204) return []
         if (!ok(response)) return yield* unexpected(where, response)
@@ -277,9 +295,12 @@ export const makeSwift = (options: SwiftStoreOptions) =>
         const where = { operation: "list", container }
         const objects: Array<ListedObject> = []
         for (;;) {
+          const limit = pageSize
           const page = yield* listPage(where, container, prefix, objects.at(-1)?.name ?? "")
           if (page.length === 0) return objects
           objects.push(...page)
+          // Asked for `limit` and given fewer: that was the last page (after a 412, only an empty page says so).
+          if (limit !== undefined && pageSize !== undefined && page.length < limit) return objects
         }
       })
 

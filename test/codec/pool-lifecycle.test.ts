@@ -4,8 +4,9 @@
  * scope leaves nothing that keeps the process alive.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { spawnSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -57,6 +58,24 @@ describe("the codec pool's life cycle", () => {
       expect(digests).toHaveLength(4)
       expect(digests[0]!.length).toBe(16 * 32)
       yield* Scope.close(second, Exit.void)
+    })
+  )
+
+  it.live("an interrupted job's worker is terminated, and replaced only when a job needs it", () =>
+    Effect.gen(function* () {
+      const before = threads()
+      const scope = yield* Scope.make()
+      const pool = yield* Scope.extend(makeCodecPool({ size: 2 }), scope)
+      // bzip2 of 32 MiB of noise runs for seconds: it is running when interrupted.
+      const long = yield* Effect.fork(pool.run({ op: "compress", algorithm: "bz2", data: randomBytes(32 * 1024 * 1024) }))
+      yield* Effect.sleep("200 millis")
+      yield* Fiber.interrupt(long)
+      // The interruption returned after the worker was gone, and none took its place yet.
+      expect(threads()).toBe(before + 1)
+      yield* someJobs(4).pipe(Effect.provideService(CodecPool, pool))
+      expect(threads()).toBe(before + 2)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* eventually(() => threads() <= before)).toBe(true)
     })
   )
 

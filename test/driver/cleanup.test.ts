@@ -134,7 +134,8 @@ describe("cleanup after failures", () => {
   )
 
   it.effect("a cleanup killed while deleting an abandoned backup's objects is resumed once its lease runs out; the record ends error", () => {
-    // The first cleanup is stopped in its second delete, one of three objects deleted.
+    // The first cleanup is stopped in its second delete, with some of the three objects deleted
+    // (deletes run several at once, so which and how many depends on the order they finish in).
     const { store, reached, release } = gatedStore(2)
     return Effect.gen(function* () {
       const catalog = yield* BackupCatalog
@@ -147,7 +148,10 @@ describe("cleanup after failures", () => {
       yield* Fiber.interrupt(first)
       yield* asKilled(midway)
       yield* Deferred.succeed(release, undefined)
-      expect(yield* cleanup()).toEqual([{ backupId: "dead", was: "error_deleting", now: "error", objectsDeleted: 2 }])
+      const left = (yield* objectsOf(prefix)).length
+      expect(left).toBeGreaterThanOrEqual(1)
+      expect(left).toBeLessThan(3)
+      expect(yield* cleanup()).toEqual([{ backupId: "dead", was: "error_deleting", now: "error", objectsDeleted: left }])
       const record = yield* catalog.get("dead")
       expect(record).toMatchObject({ status: "error", lease_expires_at: null })
       expect(record.fail_reason).toContain("lease expired")

@@ -1,30 +1,32 @@
 /**
- * Listing by prefix past one page: more than 10000 objects (Swift's listing
- * limit; S3 pages hold 1000 keys) in one container, listed through the
- * Swift API (marker) and the S3 API (continuation token) of the loopback
- * Swift. The objects are tiny and written once, concurrently, through the
- * Swift layer; the S3 bucket is the same container of the same account.
+ * Listing by prefix past one page, in one container of the loopback Swift:
+ * through the Swift API (marker; pages of `listingPageSize` names, a short
+ * page being the last) and the S3 API (continuation token; pages of 1000
+ * keys). A page size above the cluster's container_listing_limit (10000)
+ * is refused with 412, and the store then pages by the cluster's own limit.
+ * The objects are tiny and written once, concurrently, through the Swift
+ * layer; the S3 bucket is the same container of the same account.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ObjectStore } from "../../src/index.js"
 import { loopback, s3Store, SKIP_REASON, swiftStore, uniqueContainer } from "../support/swift.js"
 
-const COUNT = 10_050
+const COUNT = 2_050
 const PREFIX = "volume_v/20260101000000/az_nova_backup_b-"
 const name = (i: number) => `${PREFIX}${String(i).padStart(5, "0")}`
 
-describe.skipIf(loopback === undefined)(`listing more than 10000 objects${loopback === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
+describe.skipIf(loopback === undefined)(`listing past one page${loopback === undefined ? ` (${SKIP_REASON})` : ""}`, () => {
   const container = uniqueContainer("page")
-  const listWith = (layer: ReturnType<typeof swiftStore>) =>
-    Effect.flatMap(ObjectStore, (store) => store.list(container, PREFIX)).pipe(Effect.provide(layer))
+  const listWith = (layer: ReturnType<typeof swiftStore>, prefix = PREFIX) =>
+    Effect.flatMap(ObjectStore, (store) => store.list(container, prefix)).pipe(Effect.provide(layer))
 
   it.live(
-    `${COUNT} objects: all listed, in order, through Swift (marker) and S3 (continuation token)`,
+    `${COUNT} objects: all listed, in order, through Swift (marker, any page size) and S3 (continuation token)`,
     () =>
       Effect.gen(function* () {
         // A skipped describe still runs its body when collecting: no dereference of a missing Swift here.
-  const sw = loopback ?? ({} as NonNullable<typeof loopback>)
+        const sw = loopback ?? ({} as NonNullable<typeof loopback>)
         yield* Effect.gen(function* () {
           const store = yield* ObjectStore
           yield* store.ensureContainer(container)
@@ -38,13 +40,18 @@ describe.skipIf(loopback === undefined)(`listing more than 10000 objects${loopba
         }).pipe(Effect.provide(swiftStore(sw)))
 
         const expected = Array.from({ length: COUNT }, (_, i) => name(i + 1))
-        expect(yield* listWith(swiftStore(sw))).toEqual(expected)
+        // The default (1000: two full pages and a short one), small pages, pages that end exactly at the
+        // last name (then an empty page ends it), and one the cluster refuses (412: its own limit pages).
+        for (const listingPageSize of [undefined, 97, 1025, 20_000]) {
+          const listed = yield* listWith(swiftStore(sw, listingPageSize === undefined ? {} : { listingPageSize }))
+          expect(listed.length, `page size ${listingPageSize ?? "default"}`).toBe(COUNT)
+          expect(listed).toEqual(expected)
+        }
         expect(yield* listWith(s3Store(sw))).toEqual(expected)
         // A narrower prefix that ends inside the first page.
-        const narrow = yield* Effect.flatMap(ObjectStore, (store) => store.list(container, `${PREFIX}0999`)).pipe(
-          Effect.provide(s3Store(sw))
-        )
-        expect(narrow).toEqual(expected.filter((n) => n.startsWith(`${PREFIX}0999`)))
+        const narrow = `${PREFIX}0999`
+        expect(yield* listWith(s3Store(sw), narrow)).toEqual(expected.filter((n) => n.startsWith(narrow)))
+        expect(yield* listWith(swiftStore(sw, { listingPageSize: 5 }), narrow)).toEqual(expected.filter((n) => n.startsWith(narrow)))
       }),
     120_000
   )
