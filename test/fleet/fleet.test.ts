@@ -8,7 +8,7 @@
  * Each test prints which ran.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -99,7 +99,7 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
         expect(runSql(url, "SELECT count(*) FROM backups WHERE parent_id IS NOT NULL AND status = 'available'").trim()).toBe("8")
       }))), 180_000)
 
-  it.live("a cancel on host B stops host A's backup within 500 ms, leaving no objects", () =>
+  it.live("a cancel on host B stops host A's backup within 500 ms (the median of 3), leaving no objects", () =>
     withTempDir((dir) =>
       Effect.scoped(Effect.gen(function* () {
         const { url } = yield* freshDatabase()
@@ -108,28 +108,35 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
         const [a, b] = [host(inA, url, container), host(inB, url, container)]
         const volume = join(dir, "big.img")
         bigVolume(volume, 96)
-        const id = "f1ca0000-0000-4000-8000-000000000001"
-        // Large chunks, one at a time: the cancelled backup has few objects to delete before it exits.
-        const running = a.start(["backup", volume, "--volume-id", "fleet-cancel", "--backup-id", id, "--chunk-size", "4194304", "--concurrency", "1"])
-        let exitedAt = 0
-        const exited = Effect.promise(() => running.result.then((r) => ((exitedAt = performance.now()), r)))
-        yield* waitUntil("objects of the running backup", () => Effect.map(objectsIn(container), (names) => names.length >= 1))
-        // The moment the cancel commits, as another client of the catalog sees it.
+        // The moment a cancel commits, as another client of the catalog sees it.
         const observer = Context.get(yield* Layer.build(layerPgCatalog(url)), BackupCatalog)
-        const committed = yield* Effect.fork(
-          Stream.runDrain(observer.watch(id).pipe(Stream.takeUntil((s) => s !== "creating"))).pipe(Effect.as(0), Effect.map(() => performance.now()))
-        )
-        yield* Effect.sleep("100 millis") // the observer listens
-        const cancel = yield* b.run(["cancel", id])
-        expect(cancel.code, cancel.stderr).toBe(0)
-        const result = yield* exited
-        const committedAt = yield* committed
-        const latency = exitedAt - committedAt
-        console.log(`fleet: cross-host cancel latency (cancel committed on host B -> host A's backup process exited): ${latency.toFixed(0)} ms`)
-        expect(result.code, `${result.signal ?? ""} ${result.stderr}`).toBe(exitCodes.BackupCancelled)
-        expect(latency).toBeLessThan(500)
-        expect(yield* objectsIn(container)).toEqual([])
-      }))), 120_000)
+        const cancelOnce = (round: number) =>
+          Effect.gen(function* () {
+            const id = `f1ca0000-0000-4000-8000-00000000000${round}`
+            // Large chunks, one at a time: the cancelled backup has few objects to delete before it exits.
+            const running = a.start(["backup", volume, "--volume-id", `fleet-cancel-${round}`, "--backup-id", id, "--chunk-size", "4194304", "--concurrency", "1"])
+            let exitedAt = 0
+            const exited = Effect.promise(() => running.result.then((r) => ((exitedAt = performance.now()), r)))
+            yield* waitUntil("objects of the running backup", () => Effect.map(objectsIn(container), (names) => names.length >= 1))
+            const committed = yield* Effect.fork(
+              Stream.runDrain(observer.watch(id).pipe(Stream.takeUntil((s) => s !== "creating"))).pipe(Effect.map(() => performance.now()))
+            )
+            yield* Effect.sleep("100 millis") // the observer listens
+            const cancel = yield* b.run(["cancel", id])
+            expect(cancel.code, cancel.stderr).toBe(0)
+            const result = yield* exited
+            const committedAt = yield* Fiber.join(committed)
+            expect(result.code, `${result.signal ?? ""} ${result.stderr}`).toBe(exitCodes.BackupCancelled)
+            expect(yield* objectsIn(container)).toEqual([])
+            return exitedAt - committedAt
+          })
+        // One sample is at the mercy of whatever else the machine does at that moment; three are not.
+        const latencies: Array<number> = []
+        for (const round of [1, 2, 3]) latencies.push(yield* cancelOnce(round))
+        const median = [...latencies].sort((x, y) => x - y)[1]!
+        console.log(`fleet: cross-host cancel latency (cancel committed on host B -> host A's backup process exited, its objects deleted): ${latencies.map((l) => l.toFixed(0)).join(", ")} ms; median ${median.toFixed(0)} ms`)
+        expect(median).toBeLessThan(500)
+      }))), 180_000)
 
   it.live("kill -9 of host A mid-backup: host B's cleanup after the lease expires removes the objects and marks the record error", () =>
     withTempDir((dir) =>
