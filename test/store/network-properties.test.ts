@@ -53,7 +53,7 @@ const properties = (name: string, store: () => Layer.Layer<ObjectStore>, contain
             expect(Buffer.from(readFileSync(target)).equals(Buffer.from(state))).toBe(true)
           })
         ).pipe(Effect.provide(servicesOn(store()))),
-      runs(25)
+      runs(12)
     )
 
     // The store's half of "an interrupted backup leaves nothing": writes
@@ -88,7 +88,7 @@ const properties = (name: string, store: () => Layer.Layer<ObjectStore>, contain
           )
           expect(present.flat().sort()).toEqual([...done].sort())
         }).pipe(Effect.provide(store())),
-      runs(15)
+      runs(10)
     )
   })
 
