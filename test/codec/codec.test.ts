@@ -181,7 +181,7 @@ const pythonDecompressB64 = (items: ReadonlyArray<{ readonly alg: Codec; readonl
 
 layer(sharedCodecPool)("Python compresses, decompressObject restores", (it) => {
   it.effect("every input, every algorithm, under every alias", () =>
-    Effect.gen(function* () {
+    Effect.scoped(Effect.gen(function* () {
       const items: Array<Transfer & { readonly input: (typeof inputs)[number]; readonly codec: Codec }> = []
       for (const input of inputs) {
         for (const codec of codecs) {
@@ -201,7 +201,7 @@ layer(sharedCodecPool)("Python compresses, decompressObject restores", (it) => {
         const opened = yield* openObject(codec, Uint8Array.from(compressed), input.data.length, input.name, slot)
         expectSameBytes(opened.bytes, input.data, `${input.name} compressed by python ${codec}, opened in a worker`)
       }
-    }))
+    })))
 
   it.effect("concatenated bz2 streams, as Python's bz2.decompress accepts them", () =>
     Effect.gen(function* () {

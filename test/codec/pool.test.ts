@@ -59,7 +59,7 @@ layer(sharedCodecPool)("codec worker pool", (it) => {
     "a slot is compressed in place and decompressed into another slot, every algorithm",
     [volumeBytes(200_000), compressionName],
     ([data, name]) =>
-      Effect.gen(function* () {
+      Effect.scoped(Effect.gen(function* () {
         const compression = yield* parseCompression(name)
         const slots = yield* makeSlotPool(200_000, 2)
         const source = yield* slots.take
@@ -73,12 +73,12 @@ layer(sharedCodecPool)("codec worker pool", (it) => {
         expect(opened.bytes.buffer).toBe(target.buffer)
         expect(opened.md5).toBe(md5(data))
         expect(Buffer.from(opened.bytes).equals(Buffer.from(data))).toBe(true)
-      }),
+      })),
     { fastCheck: { numRuns: 50 } }
   )
 
   it.effect("into a slot: more bytes than expected, truncated or corrupt data fail with CompressionError", () =>
-    Effect.gen(function* () {
+    Effect.scoped(Effect.gen(function* () {
       const slots = yield* makeSlotPool(100_000, 1)
       const slot = yield* slots.take
       for (const name of ["zlib", "zstd", "bz2", "none"]) {
@@ -92,11 +92,11 @@ layer(sharedCodecPool)("codec worker pool", (it) => {
       }
       const garbage = yield* Effect.flip(openObject("zlib", new Uint8Array([1, 2, 3, 4]), 10, "vol-00009", slot))
       expect(garbage._tag).toBe("CompressionError")
-    })
+    }))
   )
 
   it.effect("a slot pool makes at most `count` slots and a take waits until one is given back", () =>
-    Effect.gen(function* () {
+    Effect.scoped(Effect.gen(function* () {
       const slots = yield* makeSlotPool(16, 2)
       const a = yield* slots.take
       const b = yield* slots.take
@@ -108,11 +108,11 @@ layer(sharedCodecPool)("codec worker pool", (it) => {
       const c = yield* Fiber.join(waiting)
       expect(c.buffer).toBe(a.buffer)
       expect(c.length).toBe(16)
-    })
+    }))
   )
 
   it.effect("all-zero objects and blocks, whose results the workers reuse, come out right every time", () =>
-    Effect.gen(function* () {
+    Effect.scoped(Effect.gen(function* () {
       const zeros = new Uint8Array(300_000)
       const slots = yield* makeSlotPool(zeros.length, 1)
       const slot = yield* slots.take
@@ -132,6 +132,6 @@ layer(sharedCodecPool)("codec worker pool", (it) => {
       const hashes = Buffer.from(digests).toString("hex").match(/.{64}/g)
       const zeroBlock = createHash("sha256").update(new Uint8Array(32768)).digest("hex")
       expect(hashes).toEqual([zeroBlock, zeroBlock, zeroBlock, createHash("sha256").update(new Uint8Array(100)).digest("hex")])
-    })
+    }))
   )
 })
