@@ -10,21 +10,20 @@
  * record `available`. Any failure or interruption deletes what was written.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject, prepareObjects } from "../codec/codec.js"
 import { CodecPool } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
 import { parseCompression } from "../domain/compression.js"
 import { FORMAT_VERSION, type BackupMetadata } from "../domain/documents.js"
 import { BackupCancelled, InvalidBackup, InvalidRequest, VolumeBusy } from "../domain/errors.js"
-import { newBackupRecord, type BackupRecord, type BackupStatus, type NewBackup } from "../domain/record.js"
+import { newBackupRecord, type BackupRecord, type NewBackup } from "../domain/record.js"
 import { cinderTimestamp, encodeDocument, encodeSha256File } from "../format/documents.js"
 import { BackupCatalog } from "../catalog/BackupCatalog.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { dataObjectName, metadataName, readSha256File, sha256Name } from "./objects.js"
-import { claim, holdLease, leaseExpired, type HeldLease, type LeaseOptions } from "./lease.js"
-import { failureReason, finishFailedBackup, pendingDeletion } from "./cleanup.js"
-import { finishDelete } from "./delete.js"
+import { holdLease, leaseExpired, type LeaseOptions } from "./lease.js"
+import { cleanUpAfterBackup } from "./cleanup.js"
 import { makeProgress, type ProgressOptions } from "./progress.js"
 import { makeDigestList, sameDigest } from "./digests.js"
 import { groupPlacements } from "./jobGroups.js"
@@ -318,37 +317,12 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
       const running = yield* Effect.fork(body)
       return yield* Effect.raceFirst(Fiber.join(running), cancelled).pipe(
         Effect.onExit(() => Fiber.interrupt(running)),
-        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.suspend(() => ((cleaned = true), cleanUp(backupId, exit.cause, options, lease)))))
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.suspend(() => ((cleaned = true), cleanUpAfterBackup(backupId, exit.cause, options, lease)))))
       )
     }).pipe(Effect.scoped)
     // Failures before the lease was held are cleaned up here, claiming the record.
-    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) || cleaned ? Effect.void : cleanUp(backupId, exit.cause, options))))
+    return yield* work.pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) || cleaned ? Effect.void : cleanUpAfterBackup(backupId, exit.cause, options))))
   }).pipe(Effect.withSpan("chunked-backup.backup", { attributes: { backupId } }))
-
-/**
- * After a failed, cancelled or interrupted backup: delete its objects, then
- * mark the record, holding its lease meanwhile (as cleanup does). A failed
- * backup ends `error`; a cancelled one (the record left `creating` for
- * `deleting`) ends `deleted`. Objects that cannot be deleted leave the record
- * `error_deleting`, which the next cleanup finishes.
- */
-const cleanUp = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOptions, held?: HeldLease) =>
-  Effect.gen(function* () {
-    const record = yield* (yield* BackupCatalog).get(backupId)
-    // Interrupted after it was marked available: the backup is complete, keep it.
-    if (record.status === "available") return
-    const take = (from: ReadonlyArray<BackupStatus>, to: BackupStatus, failReason?: string) =>
-      held === undefined ? claim(backupId, from, to, options, failReason) : held.transition(from, to, failReason)
-    if (record.status === "deleting" || record.status === "deleted") {
-      if (yield* take(["deleting", "deleted"], "deleting")) yield* finishDelete(backupId, options, held)
-      return
-    }
-    const reason = failureReason(cause)
-    // Claimed with the mark, so a cleanup finds the objects if deleting them fails here.
-    if (yield* take(["creating"], "error_deleting", pendingDeletion(reason))) {
-      yield* finishFailedBackup(backupId, options, held)
-    }
-  }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
 
 /**
  * One backup of a volume at a time, as Cinder refuses a volume that is

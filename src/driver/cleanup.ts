@@ -190,3 +190,28 @@ export const cleanup = (options: LeaseOptions = {}) =>
 
 /** Every error a cleanup can end with (a record whose objects cannot be deleted is reported in its CleanupAction instead). */
 export type CleanupError = Effect.Effect.Error<ReturnType<typeof cleanup>>
+
+/**
+ * After a failed, cancelled or interrupted backup: delete its objects, then
+ * mark the record, holding its lease meanwhile (as cleanup does). A failed
+ * backup ends `error`; a cancelled one (the record left `creating` for
+ * `deleting`) ends `deleted`. Objects that cannot be deleted leave the record
+ * `error_deleting`, which the next cleanup finishes.
+ */
+export const cleanUpAfterBackup = (backupId: string, cause: Cause.Cause<unknown>, options: LeaseOptions, held?: HeldLease) =>
+  Effect.gen(function* () {
+    const record = yield* (yield* BackupCatalog).get(backupId)
+    // Interrupted after it was marked available: the backup is complete, keep it.
+    if (record.status === "available") return
+    const take = (from: ReadonlyArray<BackupStatus>, to: BackupStatus, failReason?: string) =>
+      held === undefined ? claim(backupId, from, to, options, failReason) : held.transition(from, to, failReason)
+    if (record.status === "deleting" || record.status === "deleted") {
+      if (yield* take(["deleting", "deleted"], "deleting")) yield* finishDelete(backupId, options, held)
+      return
+    }
+    const reason = failureReason(cause)
+    // Claimed with the mark, so a cleanup finds the objects if deleting them fails here.
+    if (yield* take(["creating"], "error_deleting", pendingDeletion(reason))) {
+      yield* finishFailedBackup(backupId, options, held)
+    }
+  }).pipe(Effect.ignoreLogged, Effect.uninterruptible)
