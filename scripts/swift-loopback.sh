@@ -10,6 +10,9 @@
 #   scripts/swift-loopback.sh env     # prints `export VAR=…` lines for the tests
 #   scripts/swift-loopback.sh status
 #   scripts/swift-loopback.sh stop    # stops every server by its process group, removes the data
+#   scripts/swift-loopback.sh crash NAME   # SIGKILLs one server's process group, as a crash would
+#   scripts/swift-loopback.sh revive NAME  # starts that server again on its old config and data, waits until it answers
+#     (NAME: object, container, account, proxy, proxy-keystone, keystone, memcached)
 #
 # Settings (environment): SWIFT_LOOPBACK_DIR (state, default
 # /tmp/chunked-backup-swift), SWIFT_LOOPBACK_PORT (proxy, default 8080; the
@@ -17,7 +20,10 @@
 # 5000 and the proxy that takes Keystone tokens 8081:
 # SWIFT_LOOPBACK_{OBJECT,CONTAINER,ACCOUNT,MEMCACHED,KEYSTONE,KEYSTONE_PROXY}_PORT),
 # SWIFT_LOOPBACK_KEYSTONE=0 to skip Keystone, SWIFT_LOOPBACK_WORKERS (worker
-# processes per Swift server, default 2).
+# processes per Swift server, default 2), SWIFT_LOOPBACK_ERROR_LIMIT_SECONDS (how long a proxy shuns a storage server
+# after 10 errors, Swift's error_suppression_interval, default 60: with one
+# replica there is no other server to go to, so a crashed and revived server
+# stays unreachable through the proxy that long).
 #
 # Each server runs under its own `setsid`, so that it and its children form
 # one process group; `stop` signals those groups (by the PIDs saved at start),
@@ -33,6 +39,7 @@ MEMCACHED_PORT=${SWIFT_LOOPBACK_MEMCACHED_PORT:-11311}
 KEYSTONE_PORT=${SWIFT_LOOPBACK_KEYSTONE_PORT:-5000}
 KEYSTONE_PROXY_PORT=${SWIFT_LOOPBACK_KEYSTONE_PROXY_PORT:-8081}
 WITH_KEYSTONE=${SWIFT_LOOPBACK_KEYSTONE:-1}
+ERROR_LIMIT_SECONDS=${SWIFT_LOOPBACK_ERROR_LIMIT_SECONDS:-60}
 # Worker processes per server (0 = the server's own process only).
 WORKERS=${SWIFT_LOOPBACK_WORKERS:-2}
 HOST=127.0.0.1
@@ -112,6 +119,7 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+error_suppression_interval = $ERROR_LIMIT_SECONDS
 
 [filter:tempauth]
 use = egg:swift#tempauth
@@ -160,6 +168,7 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+error_suppression_interval = $ERROR_LIMIT_SECONDS
 
 [filter:authtoken]
 paste.filter_factory = keystonemiddleware.auth_token:filter_factory
@@ -287,8 +296,12 @@ EOF
   # The admin (bootstrap), the object-store service and endpoints, a project and a user.
   "$PY" "$(dirname "$0")/keystone-loopback-setup.py" "$conf" "http://$HOST:$KEYSTONE_PORT/v3" "$KS_ADMIN_PASSWORD" \
     "http://$HOST:$KEYSTONE_PROXY_PORT/v1/KEY_%(project_id)s" "$KS_PROJECT" "$KS_USER" "$KS_PASSWORD" >>"$DIR/log/keystone-manage.log" 2>&1
-  OS_KEYSTONE_CONFIG_FILES=$conf spawn keystone keystone-wsgi-public --host "$HOST" --port "$KEYSTONE_PORT"
+  spawn_keystone
   wait_http "http://$HOST:$KEYSTONE_PORT/v3" 30
+}
+
+spawn_keystone() {
+  OS_KEYSTONE_CONFIG_FILES=$DIR/keystone/keystone.conf spawn keystone keystone-wsgi-public --host "$HOST" --port "$KEYSTONE_PORT"
 }
 
 start() {
@@ -345,6 +358,39 @@ stop() {
   rm -rf "$DIR/srv" "$DIR/keystone" "$DIR/cache"
 }
 
+# crash NAME: SIGKILL the server's process group (workers too), no chance to clean up.
+crash() {
+  local pid
+  pid=$(ours "$1") || { log "$1 is not running"; return 1; }
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  # Gone, or a zombie its new parent has not reaped yet: either way it serves nothing.
+  for _ in $(seq 1 50); do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $1}')" = Z ]; then break; fi
+    sleep 0.05
+  done
+  rm -f "$DIR/run/$1.pid"
+}
+
+# revive NAME: start a crashed server again, as its supervisor would, and wait until it answers.
+revive() {
+  if alive "$1"; then log "$1 is already running"; return 0; fi
+  case "$1" in
+    account | container | object)
+      spawn "$1" "swift-$1-server" "$DIR/etc/$1-server.conf"
+      local port_var=${1^^}_PORT
+      wait_http "http://$HOST:${!port_var}/healthcheck" 40
+      ;;
+    proxy) spawn proxy swift-proxy-server "$DIR/etc/proxy-server.conf" && wait_http "http://$HOST:$PROXY_PORT/healthcheck" 40 ;;
+    proxy-keystone)
+      spawn proxy-keystone swift-proxy-server "$DIR/etc/proxy-keystone.conf"
+      wait_http "http://$HOST:$KEYSTONE_PROXY_PORT/healthcheck" 40
+      ;;
+    keystone) spawn_keystone && wait_http "http://$HOST:$KEYSTONE_PORT/v3" 40 ;;
+    memcached) spawn memcached memcached -l "$HOST" -p "$MEMCACHED_PORT" -U 0 -m 64 -u root ;;
+    *) log "revive: unknown server $1"; return 2 ;;
+  esac
+}
+
 env_lines() {
   cat <<EOF
 export SWIFT_LOOPBACK_AUTH_URL=http://$HOST:$PROXY_PORT/auth/v1.0
@@ -371,10 +417,14 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   env) env_lines ;;
+  crash | revive)
+    [ -n "${2:-}" ] || { echo "usage: $0 $1 NAME" >&2; exit 2; }
+    "$1" "$2"
+    ;;
   status)
     for name in syslog memcached account container object proxy proxy-keystone keystone; do
       if pid=$(ours "$name"); then echo "$name: running (pid $pid)"; else echo "$name: stopped"; fi
     done
     ;;
-  *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|status|crash NAME|revive NAME" >&2; exit 2 ;;
 esac

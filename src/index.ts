@@ -55,9 +55,11 @@ export { layerSqliteCatalog, makeSqliteCatalog, type SqliteCatalogOptions } from
 export { layerPgCatalog, type PgCatalogOptions } from "./catalog/pg.js"
 export {
   decorate,
+  DEFAULT_RETRY_BUDGET,
   layerConcurrencyLimit,
   layerRetry,
   layerTracing,
+  parseRetryBudget,
   retrySchedule,
   withConcurrencyLimit,
   withRetry,

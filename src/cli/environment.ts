@@ -4,14 +4,14 @@
  * PostgreSQL URL shared by many hosts), both under `--repo` by default.
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { Effect, Either, Layer, Option } from "effect"
+import { Config, Effect, Either, Layer, Option } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { InvalidRequest, RepositoryNotFound } from "../domain/errors.js"
 import { layerMemoryCatalog } from "../catalog/memory.js"
 import { layerPgCatalog } from "../catalog/pg.js"
 import { layerSqliteCatalog } from "../catalog/sqlite.js"
-import { layerRetry } from "../store/decorators.js"
+import { layerRetry, parseRetryBudget } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
 import { describeConfigError, parseStoreUrl, storeUrlLayer, storeUrlTls } from "../store/storeConfig.js"
 import { layerHttpClientTls } from "../store/tls.js"
@@ -25,35 +25,47 @@ export interface GlobalOptions {
 }
 
 /**
+ * How long one store call's transient failures are retried: the
+ * CHUNKED_BACKUP_RETRY_FOR environment variable (e.g. `30s`, `2m`), else
+ * DEFAULT_RETRY_BUDGET. A value that is not a duration is refused, not ignored.
+ */
+export const retryBudget = Effect.gen(function* () {
+  const given = yield* Config.option(Config.string("CHUNKED_BACKUP_RETRY_FOR")).pipe(Effect.orElseSucceed(() => Option.none<string>()))
+  if (Option.isNone(given)) return {}
+  const budget = parseRetryBudget(given.value)
+  if (Either.isLeft(budget)) return yield* new InvalidRequest({ reason: `CHUNKED_BACKUP_RETRY_FOR: ${budget.left}` })
+  return { maxElapsed: budget.right }
+})
+
+/**
  * `posix:<dir>` (relative to the working directory); `swift…` and `s3…` URLs
  * (src/store/storeConfig.ts; secrets from the environment), with retries of
- * transient failures and Node's HTTP client.
+ * transient failures (for `retryBudget`) and Node's HTTP client.
  */
-export const storeLayer = (url: string) => {
-  const network = parseStoreUrl(url)
-  if (network !== undefined) {
-    if (Either.isLeft(network)) return Effect.fail(new InvalidRequest({ reason: `store ${url}: ${network.left}` }))
-    return Effect.all([storeUrlLayer(network.right), storeUrlTls(network.right)]).pipe(
-      Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${describeConfigError(error)}` })),
-      Effect.flatMap(([layer, tls]) =>
-        layerHttpClientTls(tls).pipe(
-          Effect.mapError((reason) => new InvalidRequest({ reason: `store ${url}: ${reason}` })),
-          Effect.map((http) => layerRetry().pipe(Layer.provide(layer), Layer.provide(http)))
+export const storeLayer = (url: string) =>
+  Effect.flatMap(retryBudget, (policy) => {
+    const network = parseStoreUrl(url)
+    if (network !== undefined) {
+      if (Either.isLeft(network)) return Effect.fail(new InvalidRequest({ reason: `store ${url}: ${network.left}` }))
+      return Effect.all([storeUrlLayer(network.right), storeUrlTls(network.right)]).pipe(
+        Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${describeConfigError(error)}` })),
+        Effect.flatMap(([layer, tls]) =>
+          layerHttpClientTls(tls).pipe(
+            Effect.mapError((reason) => new InvalidRequest({ reason: `store ${url}: ${reason}` })),
+            Effect.map((http) => layerRetry(policy).pipe(Layer.provide(layer), Layer.provide(http)))
+          )
         )
       )
-    )
-  }
-  const [scheme, ...rest] = url.split(":")
-  const location = rest.join(":")
-  switch (scheme) {
-    case "posix":
-      if (location === "") break
+    }
+    const [scheme, ...rest] = url.split(":")
+    const location = rest.join(":")
+    if (scheme === "posix" && location !== "") {
       return Effect.succeed(layerPosix({ root: isAbsolute(location) ? location : resolve(location) }))
-  }
-  return Effect.fail(
-    new InvalidRequest({ reason: `unsupported store ${JSON.stringify(url)}: expected posix:<directory>, swift[+http]://…, s3://<bucket>, swift or s3` })
-  )
-}
+    }
+    return Effect.fail(
+      new InvalidRequest({ reason: `unsupported store ${JSON.stringify(url)}: expected posix:<directory>, swift[+http]://…, s3://<bucket>, swift or s3` })
+    )
+  })
 
 const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//
 

@@ -3,33 +3,58 @@
  * retry (transient errors only), a concurrency limit, and tracing. Each takes
  * a store and returns one; the `layer*` forms wrap the ObjectStore in context.
  */
-import { Duration, Effect, Layer, Schedule } from "effect"
+import { Duration, Effect, Either, Layer, Schedule } from "effect"
 import { isTransient } from "./errors.js"
 import { ObjectStore, withoutLocalPaths } from "./ObjectStore.js"
 
-/** How transient store failures are retried: attempts and backoff. */
+/** How long one call's transient failures are retried when no budget is given: an outage of ~half a minute passes. */
+export const DEFAULT_RETRY_BUDGET = Duration.seconds(30)
+
+/** How transient store failures are retried: a time budget, backoff, and optionally a count. */
 export interface RetryPolicy {
-  /** retries after the first attempt (default 5) */
+  /** at most this many retries after the first attempt (default: no count, only the time budget) */
   readonly attempts?: number
   /** first delay; doubles each time, with jitter (default 200 ms) */
   readonly baseDelay?: Duration.DurationInput
-  /** longest single delay before jitter (default 10 s; jitter may add up to 20 %) */
+  /** longest single delay before jitter (default 5 s; jitter may add up to 20 %) */
   readonly maxDelay?: Duration.DurationInput
-  /** give up once this much time has passed since the first attempt (default 2 min) */
+  /**
+   * the time budget: no retry starts later than this after the call's first
+   * failure, and the last delay is shortened to end at it (default
+   * DEFAULT_RETRY_BUDGET, 30 s; the CLI's CHUNKED_BACKUP_RETRY_FOR)
+   */
   readonly maxElapsed?: Duration.DurationInput
 }
 
-/** The Schedule behind a policy: exponential backoff with jitter, bounded in count and time. */
+/**
+ * The Schedule behind a policy: exponential backoff with jitter, capped per
+ * delay, ended by the time budget (and by `attempts` when given). The delays
+ * run up to the budget exactly, so a store back just before it is still found.
+ */
 export const retrySchedule = (policy: RetryPolicy = {}) => {
-  const maxDelay = Duration.decode(policy.maxDelay ?? Duration.seconds(10))
-  const backoff = Schedule.modifyDelay(
-    Schedule.exponential(policy.baseDelay ?? Duration.millis(200)),
-    (_, delay) => Duration.min(delay, maxDelay)
+  const maxDelay = Duration.decode(policy.maxDelay ?? Duration.seconds(5))
+  const budget = Duration.decode(policy.maxElapsed ?? DEFAULT_RETRY_BUDGET)
+  const backoff = Schedule.jittered(
+    Schedule.modifyDelay(Schedule.exponential(policy.baseDelay ?? Duration.millis(200)), (_, delay) => Duration.min(delay, maxDelay))
   )
-  return Schedule.jittered(backoff).pipe(
-    Schedule.intersect(Schedule.recurs(policy.attempts ?? 5)),
-    Schedule.upTo(policy.maxElapsed ?? Duration.minutes(2))
+  const counted: Schedule.Schedule<unknown> =
+    policy.attempts === undefined ? backoff : Schedule.intersect(backoff, Schedule.recurs(policy.attempts))
+  return Schedule.intersect(counted, Schedule.elapsed).pipe(
+    Schedule.whileOutput(([, elapsed]) => Duration.lessThan(elapsed, budget)),
+    Schedule.modifyDelay(([, elapsed], delay) => Duration.min(delay, Duration.subtract(budget, elapsed)))
   )
+}
+
+const UNIT_MILLIS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/**
+ * A retry budget as people write it: `30s`, `1500ms`, `2m`, `1h`, or a bare
+ * number of seconds (`0` retries nothing). Left: why the text is refused.
+ */
+export const parseRetryBudget = (text: string): Either.Either<Duration.Duration, string> => {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text)
+  if (match === null) return Either.left(`${JSON.stringify(text)} is not a duration: expected e.g. 30s, 1500ms, 2m or a number of seconds`)
+  return Either.right(Duration.millis(Number(match[1]) * UNIT_MILLIS[match[2] ?? "s"]!))
 }
 
 /** The ObjectStore operations, by name. */

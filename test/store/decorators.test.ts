@@ -4,10 +4,11 @@
  * (each fault kind, and determinism for a seed).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Layer, Option, TestClock, Tracer } from "effect"
+import { Clock, Duration, Effect, Either, Exit, Fiber, Layer, Option, TestClock, Tracer } from "effect"
 import {
   ContainerNotFound,
   InvalidObjectName,
+  DEFAULT_RETRY_BUDGET,
   layerConcurrencyLimit,
   layerFaults,
   layerMemory,
@@ -15,6 +16,7 @@ import {
   layerTracing,
   makeMemory,
   ObjectNotFound,
+  parseRetryBudget,
   StoreError,
   StoreUnavailable,
   withConcurrencyLimit,
@@ -171,12 +173,67 @@ describe("withRetry", () => {
       const policy = { baseDelay: "1 second", maxDelay: "1 second", attempts: 1000, maxElapsed: "10 seconds" } as const
       const exit = yield* withTime(withRetry(store, policy).delete("c", "o"))
       expect(exit).toStrictEqual(Exit.fail(unavailable))
-      // No retry starts after 10 s; the last delay may reach past it by at most one (jittered) maxDelay.
+      // No retry starts after 10 s: the last delay is shortened to end at it.
       expect(times.length).toBeGreaterThan(5)
       expect(times.length).toBeLessThan(20)
-      expect(times.at(-1)!).toBeLessThanOrEqual(10_000 + 1200)
+      expect(times.at(-1)!).toBeCloseTo(10_000, 0)
     })
   )
+
+  it.effect("by default the time budget alone ends the retries: the delays cover DEFAULT_RETRY_BUDGET, and the last retry is at it", () =>
+    Effect.gen(function* () {
+      const { store, times } = yield* scripted("put", () => Effect.fail(unavailable))
+      const exit = yield* withTime(withRetry(store).put("c", "o", bytes("x")))
+      expect(exit).toStrictEqual(Exit.fail(unavailable))
+      expect(times.at(-1)!).toBeCloseTo(Duration.toMillis(DEFAULT_RETRY_BUDGET), 0)
+      // more than the 5 retries of a count, none more than 5 s (+20 % jitter) apart
+      expect(times.length).toBeGreaterThan(8)
+      expect(Math.max(...gaps(times))).toBeLessThanOrEqual(1.2 * 5000)
+    })
+  )
+
+  it.effect.each([3_000, 14_000, 29_000])("a store back %d ms after the first failure is reached within the default budget", (outage) =>
+    Effect.gen(function* () {
+      const { store, times } = yield* scripted("get", () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => (now < outage ? Effect.fail(unavailable) : Effect.void))
+      )
+      const exit = yield* withTime(withRetry(store).get("c", "o"))
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(times.at(-1)!).toBeGreaterThanOrEqual(outage)
+      // (+1 ms: the jittered delays are fractional milliseconds)
+      expect(times.at(-1)!).toBeLessThanOrEqual(Math.min(outage + 1.2 * 5000, Duration.toMillis(DEFAULT_RETRY_BUDGET)) + 1)
+    })
+  )
+
+  it.effect("a store back only after the budget is not waited for", () =>
+    Effect.gen(function* () {
+      const { store, times } = yield* scripted("get", () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => (now < 2_500 ? Effect.fail(unavailable) : Effect.void))
+      )
+      const exit = yield* withTime(withRetry(store, { maxElapsed: "2 seconds" }).get("c", "o"))
+      expect(exit).toStrictEqual(Exit.fail(unavailable))
+      expect(times.at(-1)!).toBeCloseTo(2_000, 0)
+    })
+  )
+})
+
+describe("parseRetryBudget", () => {
+  it.each([
+    ["30s", 30_000],
+    ["1500ms", 1_500],
+    ["2m", 120_000],
+    ["1h", 3_600_000],
+    ["45", 45_000],
+    [" 2.5 s ", 2_500],
+    ["0", 0]
+  ])("%j is %d ms", (text, millis) => {
+    expect(Either.map(parseRetryBudget(text), Duration.toMillis)).toStrictEqual(Either.right(millis))
+  })
+
+  it.each(["", "soon", "-5s", "30 seconds", "1e3", "5d", "s"])("%j is refused, quoted in the reason", (text) => {
+    const parsed = parseRetryBudget(text)
+    expect(Either.isLeft(parsed) && parsed.left.includes(JSON.stringify(text))).toBe(true)
+  })
 })
 
 describe("withConcurrencyLimit", () => {

@@ -93,15 +93,10 @@ export const s3Store = (sw: LoopbackSwift, extra: Partial<S3StoreOptions> = {}):
 /** A store + memory catalog + Node's FileSystem, for driver programs. */
 export const servicesOn = (store: Layer.Layer<ObjectStore>) => Layer.mergeAll(store, layerMemoryCatalog(), localServices)
 
-/**
- * Expires a tempauth token the way its lifetime would: removes it from
- * memcached (tempauth keeps `AUTH_/token/<token>` there, under the md5 of
- * that key as Swift's MemcacheRing stores it).
- */
-export const expireTempauthToken = (memcached: string, token: string): Promise<string> =>
+/** Sends one memcached text command to `memcached` (host:port) and resolves with its one-line answer. */
+const memcachedCommand = (memcached: string, command: string): Promise<string> =>
   new Promise((resolve, reject) => {
     const [host, port] = memcached.split(":")
-    const key = createHash("md5").update(`AUTH_/token/${token}`).digest("hex")
     const socket = new Socket()
     let answer = ""
     socket.setTimeout(5000, () => socket.destroy(new Error("memcached timed out")))
@@ -113,8 +108,22 @@ export const expireTempauthToken = (memcached: string, token: string): Promise<s
         resolve(answer.trim())
       }
     })
-    socket.connect(Number(port), host!, () => socket.write(`delete ${key}\r\n`))
+    socket.connect(Number(port), host!, () => socket.write(`${command}\r\n`))
   })
+
+/**
+ * Expires a tempauth token the way its lifetime would: removes it from
+ * memcached (tempauth keeps `AUTH_/token/<token>` there, under the md5 of
+ * that key as Swift's MemcacheRing stores it).
+ */
+export const expireTempauthToken = (memcached: string, token: string): Promise<string> =>
+  memcachedCommand(memcached, `delete ${createHash("md5").update(`AUTH_/token/${token}`).digest("hex")}`)
+
+/**
+ * Empties memcached: every token a proxy validated (tempauth's, and the
+ * Keystone tokens authtoken cached) must be checked again on its next use.
+ */
+export const flushMemcached = (memcached: string): Promise<string> => memcachedCommand(memcached, "flush_all")
 
 /** Fetches a tempauth token and storage URL with plain fetch (independent of the layer under test). */
 export const tempauthToken = async (sw: LoopbackSwift) => {
