@@ -2,7 +2,8 @@ import { defineConfig } from "vitest/config"
 
 /**
  * Tests that hold wall-clock bounds (a cross-host cancel within 500 ms, a
- * signal taking effect within a second, a catalog outage noticed in time).
+ * signal taking effect within a second, a catalog outage noticed in time,
+ * throughput over a slow link).
  * They run after the rest, one file at a time, so no other test file
  * competes with them for the two cores.
  */
@@ -13,7 +14,8 @@ const timed = [
   "test/catalog/pg.test.ts",
   "test/catalog/catalog.test.ts",
   "test/nbd/client.test.ts",
-  "test/store/tls.test.ts"
+  "test/store/tls.test.ts",
+  "test/store/bad-network.test.ts"
 ]
 
 const common = {
