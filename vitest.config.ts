@@ -1,10 +1,16 @@
 import { defineConfig } from "vitest/config"
 
 /**
+<<<<<<< HEAD
  * Tests that hold tight wall-clock bounds (a cross-host cancel within
  * 500 ms, a signal taking effect within a second, a catalog outage noticed
  * in time). Looser bounds (seconds, to tell "not retried" from "retried")
  * stay in the parallel project.
+=======
+ * Tests that hold wall-clock bounds (a cross-host cancel within 500 ms, a
+ * signal taking effect within a second, a catalog outage noticed in time,
+ * throughput over a slow link).
+>>>>>>> badnet
  * They run after the rest, one file at a time, so no other test file
  * competes with them for the two cores.
  */
@@ -14,7 +20,8 @@ const timed = [
   "test/cli/cli.test.ts",
   "test/catalog/pg.test.ts",
   "test/catalog/catalog.test.ts",
-  "test/nbd/client.test.ts"
+  "test/nbd/client.test.ts",
+  "test/store/bad-network.test.ts"
 ]
 
 const common = {

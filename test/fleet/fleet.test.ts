@@ -12,13 +12,13 @@ import { Context, Effect, Fiber, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { BackupCatalog, layerPgCatalog, ObjectStore } from "../../src/index.js"
+import { BackupCatalog, layerPgCatalog } from "../../src/index.js"
 import { exitCodes } from "../../src/cli/errors.js"
 import { cli, startCli } from "../support/cli.js"
-import { patternedVolume, withTempDir } from "../support/layers.js"
+import { patternedVolume, waitUntil, withTempDir } from "../support/layers.js"
 import { freshDatabase, PG_SKIP_REASON, pgUrl, runSql } from "../support/pg.js"
 import { hostNamespaces } from "../support/netns.js"
-import { loopback, SKIP_REASON, swiftStore, uniqueContainer } from "../support/swift.js"
+import { loopback, SKIP_REASON, swiftObjectsIn, uniqueContainer } from "../support/swift.js"
 
 const ready = pgUrl !== undefined && loopback !== undefined
 const skipReason = pgUrl === undefined ? PG_SKIP_REASON : SKIP_REASON
@@ -42,23 +42,7 @@ const host = (exec: ReadonlyArray<string>, catalog: string, container: string, e
   }
 }
 
-/** The names of the objects in `container`. */
-const objectsIn = (container: string) =>
-  Effect.flatMap(ObjectStore, (store) => store.list(container, "")).pipe(
-    Effect.catchTag("ContainerNotFound", () => Effect.succeed([])),
-    Effect.provide(swiftStore(loopback!))
-  )
-
 const statusOf = (url: string, id: string) => runSql(url, `SELECT status FROM backups WHERE id = '${id}'`).trim()
-
-const waitUntil = (what: string, check: () => Effect.Effect<boolean, unknown>, within = 20_000) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + within
-    while (!(yield* check())) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 /** An incompressible volume, big enough that backing it up into Swift takes a while. */
 const bigVolume = (path: string, mib: number) => writeFileSync(path, randomBytes(mib * 1024 * 1024))
@@ -117,7 +101,7 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
             const running = a.start(["backup", volume, "--volume-id", `fleet-cancel-${round}`, "--backup-id", id, "--chunk-size", "4194304", "--concurrency", "1"])
             let exitedAt = 0
             const exited = Effect.promise(() => running.result.then((r) => ((exitedAt = performance.now()), r)))
-            yield* waitUntil("objects of the running backup", () => Effect.map(objectsIn(container), (names) => names.length >= 1))
+            yield* waitUntil("objects of the running backup", () => Effect.map(swiftObjectsIn(container), (names) => names.length >= 1))
             const committed = yield* Effect.fork(
               Stream.runDrain(observer.watch(id).pipe(Stream.takeUntil((s) => s !== "creating"))).pipe(Effect.map(() => performance.now()))
             )
@@ -127,7 +111,7 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
             const result = yield* exited
             const committedAt = yield* Fiber.join(committed)
             expect(result.code, `${result.signal ?? ""} ${result.stderr}`).toBe(exitCodes.BackupCancelled)
-            expect(yield* objectsIn(container)).toEqual([])
+            expect(yield* swiftObjectsIn(container)).toEqual([])
             return exitedAt - committedAt
           })
         // One sample is at the mercy of whatever else the machine does at that moment; three are not.
@@ -150,7 +134,7 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
         bigVolume(volume, 96)
         const id = "f1ca0000-0000-4000-8000-000000000002"
         const running = a.start(["backup", volume, "--volume-id", "fleet-kill", "--backup-id", id, "--chunk-size", "1048576", "--concurrency", "1"])
-        yield* waitUntil("objects of the running backup", () => Effect.map(objectsIn(container), (names) => names.length >= 3))
+        yield* waitUntil("objects of the running backup", () => Effect.map(swiftObjectsIn(container), (names) => names.length >= 3))
         running.child.kill("SIGKILL")
         yield* Effect.promise(() => running.result)
         expect(statusOf(url, id)).toBe("creating")
@@ -161,7 +145,7 @@ describe.skipIf(!ready)(ready ? "fleet: two hosts, one Swift, one PostgreSQL cat
         const cleaned = yield* b.run(["cleanup"])
         expect(cleaned.code, cleaned.stderr).toBe(0)
         expect(statusOf(url, id)).toBe("error")
-        expect(yield* objectsIn(container)).toEqual([])
+        expect(yield* swiftObjectsIn(container)).toEqual([])
       }))), 120_000)
 
   it.live("two hosts racing an incremental of one volume: exactly one proceeds, the other is VolumeBusy", () =>

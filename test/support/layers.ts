@@ -65,3 +65,13 @@ export const tamper = (id: string, suffix: string, change: (bytes: Uint8Array) =
     if (next === null) yield* store.delete(record.container!, name)
     else yield* store.put(record.container!, name, next)
   })
+
+/** Polls `check` every 20 ms until it holds; dies naming `what` after `within` ms. */
+export const waitUntil = (what: string, check: () => Effect.Effect<boolean, unknown>, within = 20_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + within
+    while (!(yield* check())) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })

@@ -5,7 +5,7 @@
  * only when those variables are absent.
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { spawn } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import { Socket } from "node:net"
@@ -14,7 +14,7 @@ import {
   layerMemoryCatalog,
   layerS3,
   layerSwift,
-  type ObjectStore,
+  ObjectStore,
   type S3StoreOptions,
   type SwiftStoreOptions
 } from "../../src/index.js"
@@ -163,3 +163,10 @@ export const runSwiftOracle = (request: object): Promise<Record<string, unknown>
     child.stdin.on("error", () => {})
     child.stdin.end(JSON.stringify(request))
   })
+
+/** The names of the objects in `container` of the loopback Swift ([] when there is no such container). */
+export const swiftObjectsIn = (container: string) =>
+  Effect.flatMap(ObjectStore, (store) => store.list(container, "")).pipe(
+    Effect.catchTag("ContainerNotFound", () => Effect.succeed([])),
+    Effect.provide(swiftStore(loopback!))
+  )
