@@ -87,10 +87,11 @@ describe.skipIf(loopback === undefined)(loopback ? "a bad network (40 ms RTT, 1 
         expect(readFileSync(target).equals(data)).toBe(true)
       })), 180_000)
 
-  // Not passing yet: with the link down for 50 s (and timeout=2 in the store URL) the backup does not fail;
-  // it stalls for the whole outage and completes once the link is back, exit 0. Against a local server that
-  // never answers object PUTs, the same CLI and settings end in StoreUnavailable (exit 10) after 19 s, so the
-  // stall is particular to a dead link (through the relays); where it waits is not found yet.
+  // A bug this test found, not fixed yet: with the link down for 50 s (timeout=2 in the store URL and
+  // CHUNKED_BACKUP_RETRY_FOR=3s) the backup does not fail; it stalls for the whole outage and completes once
+  // the link is back, exit 0 (seen again after the time budget was merged: done 72 s after the link went down).
+  // Against a local server that never answers object PUTs the same settings end in StoreUnavailable (exit 10),
+  // so the stall is particular to a dead link through the relays; where the CLI waits is not found yet.
   it.skip("an outage longer than the retry budget ends the backup in StoreUnavailable; once the link is back, cleanup leaves no objects", () =>
     onBadLink(2, (link, dir) =>
       Effect.gen(function* () {
