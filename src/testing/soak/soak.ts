@@ -67,7 +67,7 @@ type Pick = (typeof WEIGHTS)[number][0] | "kill-backup" | "kill-restore" | "kill
  * kind of operation and fault happens in even a short soak.
  */
 const TOUR: ReadonlyArray<Pick> = [
-  "backup", "incremental", "restore", "cancel-backup", "incremental", "cancel-restore", "kill-backup", "kill-restore", "kill-delete", "delete", "cleanup"
+  "backup", "incremental", "restore", "kill-delete", "cancel-backup", "cancel-restore", "kill-backup", "kill-restore", "incremental", "delete", "cleanup"
 ]
 
 const weighted = (rng: Rng): Pick => {
