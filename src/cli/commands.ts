@@ -240,7 +240,7 @@ const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =
   withServices((options) =>
     Effect.gen(function* () {
         const backupId = yield* resolveBackupId(args.backupId)
-      const result = yield* deleteBackup(backupId).pipe(
+      const result = yield* deleteBackup(backupId, options.lease).pipe(
         reportInterruption(backupId, (status) => `delete of ${backupId} interrupted: its record is ${status}; run delete again, or cleanup once its lease runs out`)
       )
       yield* print(options, result, `deleted ${backupId} (${result.objectsDeleted} objects)`)

@@ -370,11 +370,16 @@ export const restore = <T extends string | OpenTarget<any>>(backupId: string, ta
         })
       )
     )
+    // The watcher cannot stop a restore that is never suspended (writes to a full pipe are
+    // synchronous in Node): a status changed meanwhile is found here, at the end, as a cancel.
+    const stillRestoring = Effect.flatMap(catalog.get(backupId), (now) =>
+      now.status === "restoring" ? Effect.void : Effect.fail(new RestoreCancelled({ backupId, status: now.status }))
+    )
     const work = Effect.zipRight(holdLease(backupId, options), restoreChain<TargetRequirements<T> | FileSystem.FileSystem>(
       record,
       typeof target === "string" ? fileTarget(target, { fresh: options.volumeIsNew ?? false }) : (target as OpenTarget<TargetRequirements<T>>),
       options
-    ))
+    )).pipe(Effect.tap(() => stillRestoring))
     return yield* Effect.raceFirst(Effect.scoped(work), cancelled).pipe(
       Effect.ensuring(catalog.transition(backupId, ["restoring"], "available").pipe(Effect.ignoreLogged))
     )

@@ -32,7 +32,8 @@ export interface PosixStoreOptions {
   readonly container?: string
 }
 
-const TEMP_PREFIX = ".chunked-backup-tmp-"
+/** What a temporary file of an object being written starts with, before the object's name. */
+export const TEMP_PREFIX = ".chunked-backup-tmp-"
 /** An object is written at most this many bytes per write, so an interruption waits for no more. */
 const WRITE_PIECE = 8 * 1024 * 1024
 const MAX_SEGMENT_BYTES = 255

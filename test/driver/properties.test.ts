@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { backup, BackupCatalog, ObjectStore, restore, restoreStream, verify, type BackupRecord } from "../../src/index.js"
 import { applyEdits, chains, chainStates, sizes, volumeBytes } from "../../src/testing/index.js"
-import { memoryServices, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import { memoryServices, patternedVolume, withTempDir, wrapStore, writeVolume } from "../support/layers.js"
+import type { OpenTarget } from "../../src/driver/volumeTarget.js"
 
 const runs = { fastCheck: { numRuns: 100 } }
 
@@ -138,4 +139,28 @@ describe("driver properties", () => {
       ).pipe(Effect.provide(memoryServices())),
     { fastCheck: { numRuns: 100 } }
   )
+
+  it.live("a cancel committed while the restore cannot be interrupted (its last write blocked) still ends it RestoreCancelled", () =>
+    withTempDir((dir) =>
+      Effect.gen(function* () {
+        const catalog = yield* BackupCatalog
+        const volumePath = join(dir, "volume.img")
+        yield* writeVolume(volumePath, patternedVolume(64 * 1024))
+        yield* backup({ id: "full", volume_id: "v" }, volumePath, { chunkSize: 16384, shaBlockSize: 4096, compression: "zlib" })
+        const written: Array<number> = []
+        // As a write to a full pipe blocks Node's event loop: the cancel commits, and the watcher gets no turn before the restore ends.
+        const blocking: OpenTarget = () =>
+          Effect.succeed({
+            name: "blocked pipe",
+            ordered: true,
+            zeroed: false,
+            write: (position) => Effect.sync(() => void written.push(position)),
+            flush: Effect.uninterruptible(Effect.orDie(catalog.transition("full", ["restoring"], "available")))
+          })
+        const exit = yield* Effect.exit(restore("full", blocking))
+        expect(written.length).toBeGreaterThan(0)
+        expect(exit).toStrictEqual(Exit.fail(expect.objectContaining({ _tag: "RestoreCancelled", backupId: "full", status: "available" })))
+        expect((yield* catalog.get("full")).status).toBe("available")
+      })
+    ).pipe(Effect.provide(memoryServices())))
 })
