@@ -102,17 +102,37 @@ export const send = (
   request: HttpClientRequest.HttpClientRequest,
   timeout: Duration.Duration
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, StoreUnavailable | StoreError> =>
-  client.execute(request).pipe(
-    Effect.mapError(failureForTransport(where)),
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () => new StoreUnavailable(fieldsOf(where, `no response within ${Duration.format(timeout)}`))
-    })
+  inOwnFiber(
+    client.execute(request).pipe(
+      Effect.mapError(failureForTransport(where)),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new StoreUnavailable(fieldsOf(where, `no response within ${Duration.format(timeout)}`))
+      })
+    )
   )
+
+/**
+ * Runs `effect` in a fiber of its own where it is interruptible, so the
+ * timeouts inside it hold wherever it is called from. Effect's timeout
+ * interrupts what it limits and waits for that, which never happens in an
+ * uninterruptible region (a finalizer, a compensating delete): a DELETE
+ * there waited out a whole outage of the link. The caller's own
+ * interruption still reaches the work where the caller is interruptible.
+ */
+export const inOwnFiber = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDaemon(Effect.interruptible(effect)), (work) =>
+      restore(Fiber.join(work)).pipe(Effect.onInterrupt(() => Fiber.interrupt(work)))
+    )
+  )
+
+/** How long an error or acknowledgement body (small, behind the headers already in) may take. */
+const SMALL_BODY_TIMEOUT = Duration.seconds(30)
 
 /** Reads (and so releases) a small body, e.g. of an error response; "" when that fails. */
 export const smallText = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
-  response.text.pipe(
+  inOwnFiber(response.text.pipe(Effect.timeout(SMALL_BODY_TIMEOUT))).pipe(
     Effect.map((text) => (text.length > 300 ? text.slice(0, 300) + "…" : text)),
     Effect.orElseSucceed(() => "")
   )
@@ -128,7 +148,7 @@ export const readBody = (
   where: Where,
   idleTimeout: Duration.Duration
 ): Effect.Effect<Uint8Array, StoreUnavailable | StoreError> =>
-  Effect.suspend(() => {
+  inOwnFiber(Effect.suspend(() => {
     const stream = response.stream.pipe(
       Stream.mapError(failureForTransport(where)),
       Stream.timeoutFail(
@@ -163,7 +183,7 @@ export const readBody = (
       Stream.runForEach((chunk) => Effect.sync(() => void chunks.push(chunk))),
       Effect.map(() => new Uint8Array(Buffer.concat(chunks)))
     )
-  })
+    }))
 
 export const md5 = (bytes: Uint8Array): Buffer => createHash("md5").update(bytes).digest()
 export const sha256Hex = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex")
@@ -196,7 +216,8 @@ export const deletingWhenAbandoned = <E extends { readonly _tag: string }>(
   remove: Effect.Effect<void, unknown>,
   timeout: Duration.Duration
 ): Effect.Effect<void, E> => {
-  const compensate = Effect.ignore(Effect.timeout(remove, timeout))
+  // Both waits below run where the caller is uninterruptible: inOwnFiber lets their timeouts hold.
+  const compensate = Effect.ignore(inOwnFiber(Effect.timeout(remove, timeout)))
   // Written, interrupted, or no definite answer: the object may be there.
   const mayHaveLanded = (exit: Exit.Exit<void, E>) =>
     Exit.match(exit, {
@@ -210,8 +231,7 @@ export const deletingWhenAbandoned = <E extends { readonly _tag: string }>(
     Effect.flatMap(Effect.forkDaemon(restore(put)), (upload) =>
       restore(Fiber.join(upload)).pipe(
         Effect.onInterrupt(() =>
-          Fiber.await(upload).pipe(
-            Effect.timeout(timeout),
+          inOwnFiber(Effect.timeout(Fiber.await(upload), timeout)).pipe(
             Effect.flatMap((exit) => (mayHaveLanded(exit) ? compensate : Effect.void)),
             Effect.catchAll(() => Effect.zipRight(Fiber.interrupt(upload), compensate))
           )

@@ -8,7 +8,7 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Logger, Redacted } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Logger, Redacted } from "effect"
 import { createHash } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -137,6 +137,28 @@ describe("Swift layer against a fake server", () => {
       const error = yield* Effect.flip(useStore(swiftAt(auth, 300), (store) => store.list("c", "")))
       expect(error._tag).toBe("StoreUnavailable")
       expect(error.message).toContain("no response within")
+    })
+  )
+
+  // Effect's timeout waits for what it interrupts; the delete after a failed put runs uninterruptibly, and so
+  // do finalizers: through a dead link such a request waited for the link to come back (the bad-network test).
+  it.scopedLive("a store gone silent: a put, the delete it sends after, and a delete in a finalizer all end within their timeouts", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const { auth } = yield* fakeSwift(
+        () => true,
+        (req) => void seen.push(req.method ?? "") // never answers
+      )
+      const timed = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.map(Effect.timed(Effect.flip(effect)), ([elapsed, error]) => ({ millis: Duration.toMillis(elapsed), error }))
+      const [put, finalizer] = yield* useStore(swiftAt(auth, 300), (store) =>
+        Effect.all([timed(store.put("c", "o", new Uint8Array(10))), timed(Effect.uninterruptible(store.delete("c", "o")))])
+      )
+      expect(put.error._tag).toBe("StoreUnavailable")
+      expect(put.millis).toBeLessThan(2000)
+      expect(seen).toEqual(["PUT", "DELETE", "DELETE"])
+      expect(finalizer.error._tag).toBe("StoreUnavailable")
+      expect(finalizer.millis).toBeLessThan(1500)
     })
   )
 
