@@ -10,7 +10,7 @@
  * record `available`. Any failure or interruption deletes what was written.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Chunk, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { Effect, Exit, Fiber, Option, Stream } from "effect"
 import { prepareObject, prepareObjects } from "../codec/codec.js"
 import { CodecPool } from "../codec/pool.js"
 import { makeSlotPool } from "../codec/slots.js"
@@ -262,11 +262,10 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         // Unordered: a slot of data being compressed does not hold back the
         // slots after it (a thin volume's holes, a bitmap's clean stretches).
         const objects = yield* processSlots(source, { map, slots, blockSize: shaBlockSize, parent, concurrency, ordered: parent !== undefined, onRead: progress.read }, nameSlot, storeSlot).pipe(
-          Stream.runCollect,
           Effect.map((slotsDone) => {
             const all: Array<BackupMetadata["objects"][number]> = []
             // Entries in volume order, as Cinder lists them; a loop, not push(...entries): a slot can have more objects than a call takes arguments.
-            for (const { entries } of Chunk.toArray(slotsDone).sort((a, b) => a.offset - b.offset)) for (const entry of entries) all.push(entry)
+            for (const { entries } of slotsDone) for (const entry of entries) all.push(entry)
             return all
           })
         )
