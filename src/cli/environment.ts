@@ -14,7 +14,6 @@ import { layerSqliteCatalog } from "../catalog/sqlite.js"
 import { layerRetry, parseRetryBudget } from "../store/decorators.js"
 import { layerPosix } from "../store/posix.js"
 import { describeConfigError, parseStoreUrl, storeUrlLayer, storeUrlTls } from "../store/storeConfig.js"
-import { layerHttpClientTls } from "../store/tls.js"
 
 export interface GlobalOptions {
   readonly repo: string
@@ -50,7 +49,9 @@ export const storeLayer = (url: string) =>
       return Effect.all([storeUrlLayer(network.right), storeUrlTls(network.right)]).pipe(
         Effect.mapError((error) => new InvalidRequest({ reason: `store ${url}: ${describeConfigError(error)}` })),
         Effect.flatMap(([layer, tls]) =>
-          layerHttpClientTls(tls).pipe(
+          // Loaded here: Node's HTTP client costs every command ~40 ms of start-up, and most use a posix store.
+          Effect.promise(() => import("../store/tls.js")).pipe(
+            Effect.flatMap(({ layerHttpClientTls }) => layerHttpClientTls(tls)),
             Effect.mapError((reason) => new InvalidRequest({ reason: `store ${url}: ${reason}` })),
             Effect.map((http) => layerRetry(policy).pipe(Layer.provide(layer), Layer.provide(http)))
           )

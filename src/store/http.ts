@@ -19,7 +19,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Cause, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { StoreAuthError, StoreError, StoreUnavailable } from "./errors.js"
-import { certificateProblem } from "./tls.js"
+import { certificateProblem } from "./certificates.js"
 
 /** Which store call a request belongs to: named in every error. */
 export interface Where {
