@@ -15,6 +15,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "hex",
+      "sources": ["hex.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "malloc",
       "sources": ["malloc.c"],
       "cflags": ["-O2", "-Wall"]

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <node_api.h>
 #include <string.h>
 #include <unistd.h>

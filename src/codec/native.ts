@@ -1,9 +1,9 @@
 /**
  * Loads the project's addons (native/*.c, built by `npm install`): bzip2,
- * zlib (libdeflate where built with it), md5 in SIMD lanes, data extents and
- * the allocator setting, once for the main thread and the codec workers alike. The path
- * differs between running from src/ (tests), dist/src/ (library) and dist/
- * (the bundled CLI).
+ * zlib (libdeflate where built with it), md5 in SIMD lanes, hex digest lists,
+ * data extents and the allocator setting, once for the main thread and the
+ * codec workers alike. The path differs between running from src/ (tests),
+ * dist/src/ (library) and dist/ (the bundled CLI).
  */
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -58,6 +58,16 @@ const loadAddon = <A>(name: string): A => {
 export const bz2 = (): Bz2Binding => loadAddon<Bz2Binding>("bz2")
 export const nativeZlib = (): ZlibBinding => loadAddon<ZlibBinding>("zlib")
 export const nativeMd5 = (): Md5Binding => loadAddon<Md5Binding>("md5")
+
+/** native/hex.c: the sha256 file's list of hex digests, read and written without a JS loop per byte. */
+export interface HexBinding {
+  /** The plain list opening at bytes[at] ('['), its digests into `out`; null when it is not plain. */
+  readonly scanHexList: (bytes: Uint8Array, at: number, out: Uint8Array) => { readonly end: number; readonly count: number } | null
+  /** `digests` as list items ('\n    "hex"', comma-joined, a comma first unless `first`) at out[at]; the position after. */
+  readonly writeHexItems: (digests: Uint8Array, out: Uint8Array, at: number, first: boolean) => number
+}
+
+export const nativeHex = (): HexBinding => loadAddon<HexBinding>("hex")
 
 /** native/extents.c: the [start, end) pairs of an open file's data, flat; holes left out. */
 export const dataExtents = (fd: number, size: number): ReadonlyArray<number> =>

@@ -289,7 +289,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
           ...(extra === undefined || extra === null ? {} : { extra_metadata: extra })
         }
         // The metadata goes last: its presence marks a complete backup.
-        yield* store.put(container, sha256Name(prefix), encodeSha256File({ ...common, chunk_size: shaBlockSize }, digests.count(), digests.hexAt, digests.writeHexAt), extra)
+        yield* store.put(container, sha256Name(prefix), encodeSha256File({ ...common, chunk_size: shaBlockSize }, digests.count(), digests.hexAt, digests.writeItems), extra)
         yield* store.put(container, metadataName(prefix), encodeDocument(metadata), extra)
         yield* progress.finish
         // Compare-and-set: a record claimed meanwhile (cancel, cleanup) is not made available.

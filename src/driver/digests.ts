@@ -3,6 +3,7 @@
  * in the per-chunk buffers the workers return: an 8 GiB volume's list is
  * 8 MB, where hex strings took ~21 MB of heap until the end of the backup.
  */
+import { nativeHex } from "../codec/native.js"
 export const DIGEST_BYTES = 32
 
 export interface DigestList {
@@ -11,17 +12,9 @@ export interface DigestList {
   readonly set: (index: number, digests: Uint8Array) => void
   /** The hex digest of block `index`, as the sha256 file lists it. */
   readonly hexAt: (index: number) => string
-  /** Writes the hex digest of block `index` (64 ASCII bytes) at `out[at]`, making no string. */
-  readonly writeHexAt: (index: number, out: Buffer, at: number) => void
+  /** Writes the whole list as the sha256 file's items at `out[at]` (encodeSha256File's `writeItems`), making no string. */
+  readonly writeItems: (out: Buffer, at: number) => number
 }
-
-/** Each byte's two hex digits as ASCII, low byte first (the first digit). */
-const HEX_PAIRS = (() => {
-  const pairs = new Uint16Array(256)
-  const digits = "0123456789abcdef"
-  for (let b = 0; b < 256; b++) pairs[b] = digits.charCodeAt(b >> 4) | (digits.charCodeAt(b & 15) << 8)
-  return pairs
-})()
 
 /** Parts of `blocksPerChunk` digests each, but for the last one; all are set before the list is read. */
 export const makeDigestList = (blocksPerChunk: number): DigestList => {
@@ -45,15 +38,11 @@ export const makeDigestList = (blocksPerChunk: number): DigestList => {
       }
       return partHex.slice(offset, offset + DIGEST_BYTES * 2)
     },
-    writeHexAt: (index, out, at) => {
-      const part = Math.floor(index / blocksPerChunk)
-      const bytes = parts[part]!
-      let from = (index - part * blocksPerChunk) * DIGEST_BYTES
-      for (const end = from + DIGEST_BYTES; from < end; from++) {
-        const pair = HEX_PAIRS[bytes[from]!]!
-        out[at++] = pair & 0xff
-        out[at++] = pair >> 8
-      }
+    writeItems: (out, at) => {
+      const hex = nativeHex()
+      const start = at
+      for (const part of parts) at = hex.writeHexItems(part, out, at, at === start)
+      return at
     }
   }
 }

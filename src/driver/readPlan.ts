@@ -215,6 +215,11 @@ export const processSlots = <B, A, E, R>(
         // The common case, a volume with no holes: one job for the whole slot.
         return { offset, data, kinds, pooled, digests: yield* hashInWorker(data, blockSize) }
       }
+      const firstBlock = offset / blockSize
+      // A slot all the parent's (a bitmap's clean stretch): the parent's digests as they are, not a copy.
+      if (parent !== undefined && reads.length === 0 && allOfKind(kinds, BlockKind.parent)) {
+        return { offset, data, kinds, pooled, digests: parent.digests.subarray(firstBlock * DIGEST_BYTES, (firstBlock + blocks) * DIGEST_BYTES) }
+      }
       const digests = new Uint8Array(blocks * DIGEST_BYTES)
       if (reads.length > 0) {
         const hashed = yield* Effect.forEach(reads, (run) => hashInWorker(blockBytes(data, run, blockSize), blockSize), { concurrency: "unbounded" })
@@ -226,7 +231,6 @@ export const processSlots = <B, A, E, R>(
         const last = data.length - (run.end - 1) * blockSize
         if (last < blockSize) digests.set(zeroDigest(last), (run.end - 1) * DIGEST_BYTES)
       }
-      const firstBlock = offset / blockSize
       for (const run of parent === undefined ? [] : blockRuns(kinds, BlockKind.parent)) {
         digests.set(parent!.digests.subarray((firstBlock + run.start) * DIGEST_BYTES, (firstBlock + run.end) * DIGEST_BYTES), run.start * DIGEST_BYTES)
       }

@@ -30,14 +30,15 @@ export const encodeSha256File = (
   count: number,
   hexAt: (index: number) => string,
   /**
-   * Writes digest `index` as its 64 lower-case hex digits at `out[at]`: given
-   * for a backup's own list, whose digests are known to be hex, so the
-   * checking pass is skipped and no string is made per digest
+   * Writes all `count` items at `out[at]` ('\n    "' + 64 lower-case hex
+   * digits + '"', joined by ","), returning the position after: given for a
+   * backup's own list, whose digests are known to be hex, so the checking
+   * pass is skipped and no string is made per digest
    */
-  writeHexAt?: (index: number, out: Buffer, at: number) => void
+  writeItems?: (out: Buffer, at: number) => number
 ): Uint8Array => {
   let itemsBytes = count * 72 - 1 // items are '\n    "' + hex + '"', joined by ","
-  if (writeHexAt === undefined) {
+  if (writeItems === undefined) {
     itemsBytes = -1
     for (let i = 0; i < count; i++) {
       const hex = hexAt(i)
@@ -53,20 +54,9 @@ export const encodeSha256File = (
   const tail = frame.slice(at)
   const out = Buffer.allocUnsafe(head.length + itemsBytes + 3 + tail.length)
   let pos = out.write(head, 0, "latin1")
-  for (let i = 0; i < count; i++) {
-    if (i > 0) out[pos++] = 0x2c // ,
-    out[pos++] = 0x0a // \n
-    out[pos++] = 0x20
-    out[pos++] = 0x20
-    out[pos++] = 0x20
-    out[pos++] = 0x20
-    out[pos++] = 0x22 // "
-    if (writeHexAt === undefined) pos += out.write(hexAt(i), pos, "latin1")
-    else {
-      writeHexAt(i, out, pos)
-      pos += 64
-    }
-    out[pos++] = 0x22
+  if (writeItems !== undefined) pos = writeItems(out, pos)
+  else {
+    for (let i = 0; i < count; i++) pos += out.write(`${i > 0 ? "," : ""}\n    "${hexAt(i)}"`, pos, "latin1")
   }
   pos += out.write("\n  ", pos, "latin1")
   out.write(tail, pos, "latin1")

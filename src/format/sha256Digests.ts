@@ -9,6 +9,7 @@
  * included: same result, same error.
  */
 import { Effect, Either, Schema } from "effect"
+import { nativeHex } from "../codec/native.js"
 import { Sha256File } from "../domain/documents.js"
 import type { InvalidBackup } from "../domain/errors.js"
 import { decodeSha256File } from "./documents.js"
@@ -63,34 +64,12 @@ const pastValue = (bytes: Uint8Array, at: number) => {
   return depth === 0 ? at : -1
 }
 
-/** Each ASCII byte's value as a lower-case hex digit, or -1. */
-const HEX_VALUE = (() => {
-  const values = new Int8Array(256).fill(-1)
-  for (let d = 0; d < 16; d++) values["0123456789abcdef".charCodeAt(d)] = d
-  return values
-})()
-
-/** The list that opens at `at` when it is plain strings of 64 lower-case hex digits: its end and digests. */
+/** The list that opens at `at` when it is plain strings of 64 lower-case hex digits: its end and digests (native/hex.c). */
 const scanList = (bytes: Uint8Array, at: number) => {
+  // Each item takes 66 bytes at least ('"' + 64 digits + '"' + ','), so this holds them all.
   const digests = new Uint8Array((Math.floor((bytes.length - at) / 66) + 1) * 32)
-  let count = 0
-  at = skipSpace(bytes, at + 1)
-  if (bytes[at] === 0x5d) return { end: at + 1, count, digests: digests.subarray(0, 0) }
-  for (;;) {
-    if (bytes[at] !== QUOTE || at + 65 >= bytes.length || bytes[at + 65] !== QUOTE) return undefined
-    let out = count * 32
-    for (let i = at + 1; i < at + 65; i += 2) {
-      const high = HEX_VALUE[bytes[i]!]!
-      const low = HEX_VALUE[bytes[i + 1]!]!
-      if ((high | low) < 0) return undefined
-      digests[out++] = (high << 4) | low
-    }
-    count++
-    at = skipSpace(bytes, at + 66)
-    if (bytes[at] === 0x5d) return { end: at + 1, count, digests: digests.subarray(0, count * 32) }
-    if (bytes[at] !== COMMA) return undefined
-    at = skipSpace(bytes, at + 1)
-  }
+  const list = nativeHex().scanHexList(bytes, at, digests)
+  return list === null ? undefined : { end: list.end, count: list.count, digests: digests.subarray(0, list.count * 32) }
 }
 
 /** Where the top-level `sha256s` list is, when the document is an object that has it once, plain. */

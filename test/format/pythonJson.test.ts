@@ -275,7 +275,7 @@ describe("pythonJsonDumps matches json.dumps(sort_keys=True, indent=2)", () => {
       // Parts set in reverse, as slots can finish in any order.
       for (let at = Math.floor((blocks.length - 1) / perPart) * perPart; at >= 0; at -= perPart) list.set(at / perPart, Buffer.concat(blocks.slice(at, at + perPart)))
       const document: Sha256File = { ...sha256File, sha256s: blocks.map((digest) => Buffer.from(digest).toString("hex")) }
-      const fast = encodeSha256File(document, list.count(), list.hexAt, list.writeHexAt)
+      const fast = encodeSha256File(document, list.count(), list.hexAt, list.writeItems)
       expect(Buffer.from(fast).equals(Buffer.from(encodeDocument(document)))).toBe(true)
     },
     { fastCheck: { numRuns: 200 } }
