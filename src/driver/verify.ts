@@ -6,7 +6,7 @@
  * requested backup's sha256 file. Every problem found is reported, not only
  * the first.
  */
-import { Effect, Either, Stream } from "effect"
+import { Effect, Either } from "effect"
 import { hash } from "node:crypto"
 import { makeSlotPool } from "../codec/slots.js"
 import { dataObjects, type BackupMetadata, type DataObject } from "../domain/documents.js"
@@ -257,17 +257,14 @@ export const verify = (backupId: string, options: VerifyOptions = {}) =>
     }
     // Small objects share a worker job, as in a restore: a backup of many small objects is checked in few round trips.
     const groups = groupPlacements(ordered.map((object) => ({ object })), slots.size, GROUP_OBJECTS)
-    yield* Stream.fromIterable(groups).pipe(
-      Stream.mapEffect(
-        (group) =>
-          Effect.acquireUseRelease(
-            slots.take,
-            (slot) => checkGroup(group.map((g) => g.object), slot, onChecked, onProblem),
-            slots.give
-          ).pipe(Effect.as(group)),
-        { concurrency, unordered: true }
-      ),
-      Stream.runForEach((group) => progress.advance(group.reduce((sum, g) => sum + g.object.length, 0), group.length))
+    // Effect.forEach, not a Stream's concurrent mapEffect, which cost about a millisecond per group.
+    yield* Effect.forEach(
+      groups,
+      (group) =>
+        Effect.acquireUseRelease(slots.take, (slot) => checkGroup(group.map((g) => g.object), slot, onChecked, onProblem), slots.give).pipe(
+          Effect.zipRight(progress.advance(group.reduce((sum, g) => sum + g.object.length, 0), group.length))
+        ),
+      { concurrency, discard: true }
     )
     if (shaUsable) checker?.end()
     yield* progress.finish
