@@ -180,7 +180,10 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A slot holds its chunks from being read until their objects are stored:
         // at most `concurrency` slots (plus their compressed copies) in memory.
-        const slots = yield* makeSlotPool(slotSize, concurrency)
+        // Where a source says where its data or changes are, a slot may read a little of itself
+        // anywhere: buffers of twice the slot keep those reads on the same pages (processSlots).
+        const sparseReads = source.extents !== undefined || (parent !== undefined && source.changes !== undefined)
+        const slots = yield* makeSlotPool(sparseReads ? 2 * slotSize : slotSize, concurrency)
         type Named = { readonly piece: Piece; readonly name: string }
         const prepared = (batch: ReadonlyArray<Named>) =>
           batch.length === 1 ? Effect.map(prepareObject(compression, batch[0]!.piece.data), (object) => [object]) : prepareObjects(compression, batch.map((b) => b.piece.data))
@@ -261,7 +264,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         }
         // Unordered: a slot of data being compressed does not hold back the
         // slots after it (a thin volume's holes, a bitmap's clean stretches).
-        const objects = yield* processSlots(source, { map, slots, blockSize: shaBlockSize, parent, concurrency, ordered: parent !== undefined, onRead: progress.read }, nameSlot, storeSlot).pipe(
+        const objects = yield* processSlots(source, { map, slots, slotSize, blockSize: shaBlockSize, parent, concurrency, ordered: parent !== undefined, onRead: progress.read }, nameSlot, storeSlot).pipe(
           Effect.map((slotsDone) => {
             const all: Array<BackupMetadata["objects"][number]> = []
             // Entries in volume order, as Cinder lists them; a loop, not push(...entries): a slot can have more objects than a call takes arguments.

@@ -140,7 +140,17 @@ interface Turn {
 
 export interface ReadSlotsOptions {
   readonly map: VolumeMap
+  /**
+   * Buffers for the slots' reads: of `slotSize` bytes, or of twice that,
+   * which lets a slot's first read land at the buffer's middle whatever its
+   * offset in the slot, so that slots reading little (a dirty bitmap's few
+   * changed blocks) keep touching the same pages instead of faulting in new
+   * ones of a 50 MiB buffer each time (~80 ms of a 1 % bitmap incremental
+   * of 8 GiB).
+   */
   readonly slots: SlotPool
+  /** bytes of the volume per slot */
+  readonly slotSize: number
   readonly blockSize: number
   /** the parent's sha256 list, for blocks of kind `parent` */
   readonly parent: ParentDigests | undefined
@@ -158,7 +168,7 @@ export interface ReadSlotsOptions {
 }
 
 /**
- * The volume as slots of the pool's size, each with the kinds and digests of
+ * The volume as slots of `slotSize` bytes, each with the kinds and digests of
  * its blocks. `concurrency` slots are worked on at once, each read, hashed
  * and finished by one fiber: one stage, not a pipeline of them, because a
  * stage costs a fiber and a handoff per slot, which was most of a thin or
@@ -174,7 +184,9 @@ export const processSlots = <B, A, E, R>(
   inOrder: (slot: ReadSlot) => B,
   finish: (b: B) => Effect.Effect<A, E, R>
 ): Effect.Effect<Array<A>, VolumeError | E, CodecPool | R> => {
-  const { map, slots, blockSize, parent } = options
+  const { map, slots, slotSize, blockSize, parent } = options
+  // Twice the slot: the view of a slot's bytes starts where its first read lands in the middle.
+  const centred = slots.size >= 2 * slotSize
   const parentCount = parent?.count ?? 0
   const changedSize = (read: number) =>
     new VolumeError({ path: source.name, reason: `changed size during the backup: read ${read} bytes, expected ${source.size}` })
@@ -187,7 +199,7 @@ export const processSlots = <B, A, E, R>(
   let zeroRun: Uint8Array | undefined
   const zeroDigests = (count: number) => {
     if (zeroRun === undefined) {
-      zeroRun = new Uint8Array(Math.ceil(slots.size / blockSize) * DIGEST_BYTES)
+      zeroRun = new Uint8Array(Math.ceil(slotSize / blockSize) * DIGEST_BYTES)
       const digest = zeroDigest(blockSize)
       for (let at = 0; at < zeroRun.length; at += DIGEST_BYTES) zeroRun.set(digest, at)
     }
@@ -195,7 +207,7 @@ export const processSlots = <B, A, E, R>(
   }
   const readSlot = (offset: number) =>
     Effect.gen(function* () {
-      const end = Math.min(source.size, offset + slots.size)
+      const end = Math.min(source.size, offset + slotSize)
       const kinds = classifyBlocks(map, offset, end, blockSize)
       const blocks = kinds.length
       const firstBlock = offset / blockSize
@@ -203,8 +215,9 @@ export const processSlots = <B, A, E, R>(
       for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && firstBlock + b >= parentCount) kinds[b] = BlockKind.read
       const reads = blockRuns(kinds, BlockKind.read)
       const pooled = reads.length > 0
-      zeros ??= pooled ? undefined : new Uint8Array(slots.size)
-      const data = pooled ? (yield* slots.take).subarray(0, end - offset) : zeros!.subarray(0, end - offset)
+      zeros ??= pooled ? undefined : new Uint8Array(slotSize)
+      const start = pooled && centred ? slotSize - reads[0]!.start * blockSize : 0
+      const data = pooled ? (yield* slots.take).subarray(start, start + end - offset) : zeros!.subarray(0, end - offset)
       for (const run of reads) yield* readRange(blockBytes(data, run, blockSize), offset + run.start * blockSize)
       return { offset, data, kinds, reads, pooled }
     })
@@ -238,7 +251,7 @@ export const processSlots = <B, A, E, R>(
     })
   // Turns in volume order: a chain of latches, each slot's opened when it is done with its
   // in-order step (and, for a source read in order, its read), the next slot waiting for it.
-  const count = Math.ceil(source.size / slots.size)
+  const count = Math.ceil(source.size / slotSize)
   const turns: Array<Turn> = []
   for (let i = 0; i < count; i++) {
     turns.push({
@@ -252,7 +265,7 @@ export const processSlots = <B, A, E, R>(
   const after = (latch: Deferred.Deferred<void> | undefined) => (latch === undefined ? Effect.void : Deferred.await(latch))
   const slotOf = (index: number) =>
     Effect.gen(function* () {
-      const offset = index * slots.size
+      const offset = index * slotSize
       const previous = index === 0 ? undefined : turns[index - 1]
       const mine = turns[index]!
       const read = mine.read === undefined ? readSlot(offset) : after(previous?.read).pipe(Effect.zipRight(readSlot(offset)), Effect.ensuring(Deferred.succeed(mine.read, undefined)))
