@@ -180,10 +180,10 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
         const concurrency = Math.max(1, options.concurrency ?? store.defaults.concurrency)
         // A slot holds its chunks from being read until their objects are stored:
         // at most `concurrency` slots (plus their compressed copies) in memory.
-        // Where a source says where its data or changes are, a slot may read a little of itself
-        // anywhere: buffers of twice the slot keep those reads on the same pages (processSlots).
-        const sparseReads = source.extents !== undefined || (parent !== undefined && source.changes !== undefined)
-        const slots = yield* makeSlotPool(sparseReads ? 2 * slotSize : slotSize, concurrency)
+        // With a dirty bitmap a slot may read a little of itself anywhere: buffers of twice
+        // the slot keep those reads on the same pages (processSlots).
+        const bitmap = parent !== undefined && source.changes !== undefined
+        const slots = yield* makeSlotPool(bitmap ? 2 * slotSize : slotSize, concurrency)
         type Named = { readonly piece: Piece; readonly name: string }
         const prepared = (batch: ReadonlyArray<Named>) =>
           batch.length === 1 ? Effect.map(prepareObject(compression, batch[0]!.piece.data), (object) => [object]) : prepareObjects(compression, batch.map((b) => b.piece.data))

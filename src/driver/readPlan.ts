@@ -142,11 +142,12 @@ export interface ReadSlotsOptions {
   readonly map: VolumeMap
   /**
    * Buffers for the slots' reads: of `slotSize` bytes, or of twice that,
-   * which lets a slot's first read land at the buffer's middle whatever its
-   * offset in the slot, so that slots reading little (a dirty bitmap's few
-   * changed blocks) keep touching the same pages instead of faulting in new
-   * ones of a 50 MiB buffer each time (~80 ms of a 1 % bitmap incremental
-   * of 8 GiB).
+   * which lets a slot's first block that is not the parent's land at the
+   * buffer's middle whatever its offset in the slot, so that slots reading
+   * little (a dirty bitmap's few changed blocks) keep touching the same
+   * pages, never more than a slot's worth, instead of faulting in new ones
+   * of a 50 MiB buffer each time (~80 ms of a 1 % bitmap incremental of
+   * 8 GiB).
    */
   readonly slots: SlotPool
   /** bytes of the volume per slot */
@@ -216,7 +217,10 @@ export const processSlots = <B, A, E, R>(
       const reads = blockRuns(kinds, BlockKind.read)
       const pooled = reads.length > 0
       zeros ??= pooled ? undefined : new Uint8Array(slotSize)
-      const start = pooled && centred ? slotSize - reads[0]!.start * blockSize : 0
+      // Only blocks not the parent's are ever touched (read, zeroed, compressed): the first of them goes to the middle.
+      let untouched = 0
+      while (centred && untouched < blocks && kinds[untouched] === BlockKind.parent) untouched++
+      const start = pooled && centred ? slotSize - untouched * blockSize : 0
       const data = pooled ? (yield* slots.take).subarray(start, start + end - offset) : zeros!.subarray(0, end - offset)
       for (const run of reads) yield* readRange(blockBytes(data, run, blockSize), offset + run.start * blockSize)
       return { offset, data, kinds, reads, pooled }
