@@ -66,7 +66,7 @@ const pastValue = (bytes: Uint8Array, at: number) => {
 
 /** The list that opens at `at` when it is plain strings of 64 lower-case hex digits: its end and digests (native/hex.c). */
 const scanList = (bytes: Uint8Array, at: number) => {
-  // Each item takes 66 bytes at least ('"' + 64 digits + '"' + ','), so this holds them all.
+  // Each item takes at least 66 bytes ('"' + 64 digits + '"'), so this holds them all.
   const digests = new Uint8Array((Math.floor((bytes.length - at) / 66) + 1) * 32)
   const list = nativeHex().scanHexList(bytes, at, digests)
   return list === null ? undefined : { end: list.end, count: list.count, digests: digests.subarray(0, list.count * 32) }

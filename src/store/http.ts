@@ -183,7 +183,7 @@ export const readBody = (
       Stream.runForEach((chunk) => Effect.sync(() => void chunks.push(chunk))),
       Effect.map(() => new Uint8Array(Buffer.concat(chunks)))
     )
-    }))
+  }))
 
 export const md5 = (bytes: Uint8Array): Buffer => createHash("md5").update(bytes).digest()
 export const sha256Hex = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex")
