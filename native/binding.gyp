@@ -10,6 +10,11 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "copy",
+      "sources": ["copy.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
       "target_name": "extents",
       "sources": ["extents.c"],
       "cflags": ["-O2", "-Wall"]

@@ -69,6 +69,14 @@ export interface HexBinding {
 
 export const nativeHex = (): HexBinding => loadAddon<HexBinding>("hex")
 
+/**
+ * native/copy.c: target[at ..] = source[start, end) by memcpy. For copies
+ * into shared memory (a slot), where TypedArray.prototype.set goes byte by
+ * byte unless source and target are aligned alike.
+ */
+export const copyInto = (target: Uint8Array, at: number, source: Uint8Array, start: number, end: number): void =>
+  loadAddon<{ readonly copyInto: typeof copyInto }>("copy").copyInto(target, at, source, start, end)
+
 /** native/extents.c: the [start, end) pairs of an open file's data, flat; holes left out. */
 export const dataExtents = (fd: number, size: number): ReadonlyArray<number> =>
   loadAddon<{ readonly dataExtents: (fd: number, size: number) => ReadonlyArray<number> }>("extents").dataExtents(fd, size)

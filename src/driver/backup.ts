@@ -71,12 +71,14 @@ const BATCH_BYTES = 1024 * 1024
  */
 const changedRuns = (chunk: Piece, digests: Uint8Array, kinds: Uint8Array, inSlot: number, parent: ParentDigests, index: number, blockSize: number): Array<Piece> => {
   const pieces: Array<Piece> = []
+  const blocks = Math.ceil(chunk.data.length / blockSize)
+  // A chunk all the parent's (a dirty bitmap's clean stretch) has no runs.
+  if (allOfKind(kinds, BlockKind.parent, inSlot, inSlot + blocks)) return pieces
   let start = -1
   const close = (end: number) => {
     pieces.push({ offset: chunk.offset + start, data: chunk.data.subarray(start, end) })
     start = -1
   }
-  const blocks = Math.ceil(chunk.data.length / blockSize)
   for (let i = 0; i < blocks; i++) {
     // Equal bytes are equal hex, as Cinder compares them; blocks past the parent's end count as changed.
     // A block the source says is the parent's (a dirty bitmap's clean block) is unchanged.

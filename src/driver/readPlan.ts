@@ -40,48 +40,62 @@ const firstEndingAfter = (ranges: ReadonlyArray<Range>, position: number) => {
   return low
 }
 
-/** Gives blocks still to be read that meet no range of `ranges` the kind `kind`. */
-const markOutside = (kinds: Uint8Array, ranges: ReadonlyArray<Range>, start: number, end: number, blockSize: number, kind: number) => {
+/**
+ * Gives blocks still to be read that meet no range of `ranges` the kind
+ * `kind`. Only the gaps between the ranges that meet [start, end) are
+ * visited, and filled at once when every block is still to be read
+ * (`fresh`): a loop per block was most of a short backup's time, its code
+ * never warm enough to be optimised.
+ */
+const markOutside = (kinds: Uint8Array, ranges: ReadonlyArray<Range>, start: number, end: number, blockSize: number, kind: number, fresh: boolean) => {
   let i = firstEndingAfter(ranges, start)
-  for (let b = 0; b < kinds.length; b++) {
-    const blockStart = start + b * blockSize
-    const blockEnd = Math.min(end, blockStart + blockSize)
-    while (i < ranges.length && ranges[i]!.end <= blockStart) i++
-    const meets = i < ranges.length && ranges[i]!.start < blockEnd
-    if (!meets && kinds[b] === BlockKind.read) kinds[b] = kind
+  let gapStart = start
+  while (gapStart < end) {
+    while (i < ranges.length && ranges[i]!.end <= ranges[i]!.start) i++
+    const next = i < ranges.length && ranges[i]!.start < end ? ranges[i]! : undefined
+    const gapEnd = next === undefined ? end : Math.max(gapStart, next.start)
+    // The blocks wholly inside [gapStart, gapEnd); the volume's last block may be short.
+    const first = Math.ceil((gapStart - start) / blockSize)
+    const last = gapEnd === end ? kinds.length : Math.floor((gapEnd - start) / blockSize)
+    if (fresh) kinds.fill(kind, first, Math.max(first, last))
+    else for (let b = first; b < last; b++) if (kinds[b] === BlockKind.read) kinds[b] = kind
+    if (next === undefined) break
+    gapStart = Math.max(gapStart, next.end)
+    i++
   }
 }
 
 /** The kind of each sha block of [start, end): a block meeting any data (or change) is read whole. */
 export const classifyBlocks = (map: VolumeMap, start: number, end: number, blockSize: number): Uint8Array => {
   const kinds = new Uint8Array(Math.ceil((end - start) / blockSize))
-  if (map.changed !== undefined) markOutside(kinds, map.changed, start, end, blockSize, BlockKind.parent)
-  if (map.data !== undefined) markOutside(kinds, map.data, start, end, blockSize, BlockKind.zero)
+  if (map.changed !== undefined) markOutside(kinds, map.changed, start, end, blockSize, BlockKind.parent, true)
+  if (map.data !== undefined) markOutside(kinds, map.data, start, end, blockSize, BlockKind.zero, map.changed === undefined)
   return kinds
 }
 
-/** Maximal runs of blocks of one kind, as block index ranges [start, end). */
+/** Maximal runs of blocks of one kind, as block index ranges [start, end); found by indexOf, not a loop per block. */
 export const blockRuns = (kinds: Uint8Array, kind: number, from = 0, to = kinds.length): Array<Range> => {
   const runs: Array<Range> = []
-  let start = -1
-  for (let b = from; b < to; b++) {
-    if (kinds[b] === kind) {
-      if (start === -1) start = b
-    } else if (start !== -1) {
-      runs.push({ start, end: b })
-      start = -1
-    }
+  const view = from === 0 && to === kinds.length ? kinds : kinds.subarray(from, to)
+  let b = view.indexOf(kind)
+  while (b !== -1) {
+    let e = b + 1
+    while (e < view.length && view[e] === kind) e++
+    runs.push({ start: from + b, end: from + e })
+    b = e < view.length ? view.indexOf(kind, e) : -1
   }
-  if (start !== -1) runs.push({ start, end: to })
   return runs
 }
 
 /** The bytes of a run of blocks. */
 const blockBytes = (data: Uint8Array, run: Range, blockSize: number) => data.subarray(run.start * blockSize, Math.min(data.length, run.end * blockSize))
 
-/** True when every block in [from, to) is of `kind`. */
+const KINDS = Object.values(BlockKind)
+
+/** True when every block in [from, to) is of `kind`: no block of another kind is found. */
 export const allOfKind = (kinds: Uint8Array, kind: number, from = 0, to = kinds.length) => {
-  for (let b = from; b < to; b++) if (kinds[b] !== kind) return false
+  const view = from === 0 && to === kinds.length ? kinds : kinds.subarray(from, to)
+  for (const other of KINDS) if (other !== kind && view.indexOf(other) !== -1) return false
   return true
 }
 
@@ -213,10 +227,11 @@ export const processSlots = <B, A, E, R>(
       const blocks = kinds.length
       const firstBlock = offset / blockSize
       // A block the parent's list does not reach counts as changed (as Cinder has it): it is read.
-      for (let b = 0; b < blocks; b++) if (kinds[b] === BlockKind.parent && firstBlock + b >= parentCount) kinds[b] = BlockKind.read
+      for (let b = Math.max(0, parentCount - firstBlock); b < blocks; b++) if (kinds[b] === BlockKind.parent) kinds[b] = BlockKind.read
       const reads = blockRuns(kinds, BlockKind.read)
       const pooled = reads.length > 0
-      zeros ??= pooled ? undefined : new Uint8Array(slotSize)
+      // Shared memory, which V8 does not count as its own: a 50 MiB ArrayBuffer set off a full GC (~35 ms).
+      zeros ??= pooled ? undefined : new Uint8Array(new SharedArrayBuffer(slotSize))
       // Only blocks not the parent's are ever touched (read, zeroed, compressed): the first of them goes to the middle.
       let untouched = 0
       while (centred && untouched < blocks && kinds[untouched] === BlockKind.parent) untouched++

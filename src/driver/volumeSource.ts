@@ -8,7 +8,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import { read as nodeRead } from "node:fs"
 import { Chunk, Effect, Option, type Scope, Stream } from "effect"
-import { dataExtents } from "../codec/native.js"
+import { copyInto, dataExtents } from "../codec/native.js"
 import { VolumeError } from "../domain/errors.js"
 import type { Range } from "./extents.js"
 import { volumeError, volumeInfo } from "./volume.js"
@@ -121,7 +121,8 @@ export const streamSource = <E>(
             continue
           }
           const n = Math.min(pending.length, wanted - filled)
-          buffer.set(pending.subarray(0, n), filled)
+          // Not buffer.set: into a slot (shared memory) that goes byte by byte unless both are aligned alike.
+          copyInto(buffer, filled, pending, 0, n)
           pending = pending.subarray(n)
           filled += n
         }

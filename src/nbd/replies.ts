@@ -8,6 +8,7 @@
  * arrives for it is discarded. A reply that breaks the protocol is a hard
  * disconnect, told to every request in flight.
  */
+import { copyInto } from "../codec/native.js"
 import {
   BLOCK_DESCRIPTOR_LENGTH, decodeErrorChunk, decodeHole, decodeReplyHeader, encodeRequest, errnoName, isErrorChunk, MAX_STRING_LENGTH,
   NBD_CMD_BLOCK_STATUS, NBD_CMD_READ, NBD_ESHUTDOWN, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, NBD_REPLY_TYPE_NONE,
@@ -127,7 +128,8 @@ export class ReadRequest extends Request {
     if (this.target === undefined) return
     const from = Math.max(position, this.clipStart)
     const to = Math.min(position + n, this.clipEnd)
-    if (from < to) this.target.set(bytes.subarray(at + from - position, at + to - position), from - this.base)
+    // Not target.set: into a slot (shared memory) that goes byte by byte, the data being misaligned after its header.
+    if (from < to) copyInto(this.target, from - this.base, bytes, at + from - position, at + to - position)
   }
 
   /** Zeros for the export's bytes [position, position + n), as far as they are wanted. */
