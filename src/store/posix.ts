@@ -13,7 +13,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import { constants, realpathSync, type Stats } from "node:fs"
-import { open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises"
+import { type FileHandle, open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { sharedDirectorySyncs } from "./directorySync.js"
 import { ContainerNotFound, InvalidObjectName, ObjectNotFound, StoreError, StoreUnavailable } from "./errors.js"
@@ -77,11 +77,39 @@ const notRegularFile = (container: string, object: string, what: string) =>
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
 /** The bytes of the regular file at `path`, or what else it is. */
+/**
+ * Reads of at most this many bytes. FileHandle.readFile reads 512 KiB at a
+ * time, each a trip through the thread pool and the event loop: 34 of them
+ * for the 17 MB sha256 file of an 8 GiB volume, which an incremental reads
+ * first, and 100 for each 50 MiB object of a restore.
+ */
+const READ_PART = 64 * 1024 * 1024
+
+/** The file's bytes, `size` of them expected: fewer if it has shrunk, all of them if it has grown. */
+export const readWhole = async (handle: FileHandle, size: number, signal: AbortSignal): Promise<Uint8Array> => {
+  let bytes = Buffer.allocUnsafeSlow(size)
+  let filled = 0
+  while (true) {
+    if (signal.aborted) throw signal.reason
+    if (filled === bytes.length) {
+      // All that was expected: a read of one byte more tells whether the file has grown meanwhile.
+      const probe = Buffer.allocUnsafe(1)
+      if ((await handle.read(probe, 0, 1, null)).bytesRead === 0) return bytes
+      bytes = Buffer.concat([bytes, probe], 2 * (filled + 1))
+      filled += 1
+      continue
+    }
+    const { bytesRead } = await handle.read(bytes, filled, Math.min(READ_PART, bytes.length - filled), null)
+    if (bytesRead === 0) return bytes.subarray(0, filled)
+    filled += bytesRead
+  }
+}
+
 const readRegularFile = async (path: string, signal: AbortSignal): Promise<Uint8Array | string> => {
   const handle = await open(path, READ_FLAGS)
   try {
     const stat = await handle.stat()
-    return stat.isFile() ? await handle.readFile({ signal }) : kindOf(stat)
+    return stat.isFile() ? await readWhole(handle, stat.size, signal) : kindOf(stat)
   } finally {
     await handle.close()
   }
