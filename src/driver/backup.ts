@@ -160,7 +160,12 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
       yield* checkSizes(chunkSize, shaBlockSize)
       const compression = yield* parseCompression(options.compression ?? "zlib")
       const source = typeof volume === "string" ? yield* fileSource(volume) : volume
-      const parent = yield* parentDigestsFor(initial, shaBlockSize, source)
+      // Where the source's data and changes are (over NBD, block status the server answers at its
+      // pace) is asked for while the parent's sha256 file is read. Holes are not read, nor (with a
+      // dirty bitmap) what is the parent's.
+      const [parent, map] = yield* Effect.all([parentDigestsFor(initial, shaBlockSize, source), volumeMapOf(source, initial.parent_id !== null)], {
+        concurrency: "unbounded"
+      })
       if (parent === undefined) yield* checkChanges(source, undefined)
 
       const container = store.containerFor(initial)
@@ -207,9 +212,7 @@ export const runBackup = (backupId: string, volume: string | VolumeSource, optio
               concurrency
             )
           })
-        // Holes are not read, nor (with a dirty bitmap) what is the parent's; a
-        // piece that is all hole is the zero object, compressed once per length.
-        const map = yield* volumeMapOf(source, parent !== undefined)
+        // A piece that is all hole is the zero object, compressed once per length.
         const zeroObject = yield* Effect.cachedFunction((length: number) => prepareObject(compression, new Uint8Array(length)))
         const piecesOf = ({ offset, data, kinds, digests: slotDigests, pooled }: ReadSlot) => {
           const first = offset / shaBlockSize
