@@ -7,10 +7,21 @@ import { Context, Effect, Stream } from "effect"
 import type { BackupNotFound, CatalogError } from "../domain/errors.js"
 import type { BackupRecord, BackupStatus } from "../domain/record.js"
 
+/** Which records `list` returns; an absent field does not filter. */
+export interface ListFilter {
+  readonly volumeId?: string
+  readonly statuses?: ReadonlyArray<BackupStatus>
+}
+
 /** Where backup records live: get, list, create, compare-and-set transitions, leases, and a status watch. */
 export interface BackupCatalog {
   readonly get: (id: string) => Effect.Effect<BackupRecord, BackupNotFound | CatalogError>
-  readonly list: (filter?: { readonly volumeId?: string }) => Effect.Effect<ReadonlyArray<BackupRecord>, CatalogError>
+  /**
+   * Records in creation order: all, one volume's, or those in some statuses
+   * (both filters together: both hold). A status filter is what keeps a
+   * backup's start from reading every record a fleet's catalog holds.
+   */
+  readonly list: (filter?: ListFilter) => Effect.Effect<ReadonlyArray<BackupRecord>, CatalogError>
   /** Adds a new record; fails with CatalogError when the id exists. */
   readonly create: (record: BackupRecord) => Effect.Effect<void, CatalogError>
   /** Applies `change` to the stored record atomically and returns the result. */

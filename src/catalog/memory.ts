@@ -35,6 +35,7 @@ export const makeMemoryCatalog = (): Effect.Effect<BackupCatalog> => Effect.gen(
       Effect.map(SubscriptionRef.get(ref), (records) =>
         [...records.values()]
           .filter((record) => filter?.volumeId === undefined || record.volume_id === filter.volumeId)
+          .filter((record) => filter?.statuses === undefined || filter.statuses.includes(record.status))
           .sort((a, b) => a.created_at.getTime() - b.created_at.getTime())
       ),
     create: (record) =>

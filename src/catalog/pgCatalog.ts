@@ -18,6 +18,7 @@ import { parseIntoClientConfig } from "pg-connection-string"
 import { ClosingClient, int8AsNumber, passwordFromEnvironment, type PgConfig, STATUS_CHANNEL, watchStatus } from "./pgWatch.js"
 import type { PgCatalogOptions } from "./pg.js"
 import { catalogError, messageOf, type StorageError, storageErrors } from "./sqlErrors.js"
+import { listConditions } from "./sqlFilters.js"
 
 const migrations = Migrator.fromRecord({
   "1_create_backups": Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -105,12 +106,12 @@ const makePgCatalog = (config: PgConfig, options: PgCatalogOptions = {}) =>
     return BackupCatalog.of({
       get: (id) => get(id).pipe(storageErrors("get", id)),
       list: (filter) =>
-        Effect.flatMap(
-          filter?.volumeId === undefined
-            ? sql`SELECT * FROM backups ORDER BY created_at, seq`
-            : sql`SELECT * FROM backups WHERE volume_id = ${filter.volumeId} ORDER BY created_at, seq`,
-          (rows) => Effect.forEach(rows, (row) => decodeRecord(row))
-        ).pipe(storageErrors("list")),
+        filter?.statuses?.length === 0
+          ? Effect.succeed([])
+          : Effect.flatMap(
+              sql`SELECT * FROM backups WHERE ${sql.and(listConditions(sql, filter))} ORDER BY created_at, seq`,
+              (rows) => Effect.forEach(rows, (row) => decodeRecord(row))
+            ).pipe(storageErrors("list")),
       create: (record) =>
         Effect.flatMap(encodeRecord(record), (row) => sql`INSERT INTO backups ${sql.insert(row)}`).pipe(
           Effect.asVoid,

@@ -15,6 +15,7 @@ import { BackupNotFound, type CatalogError } from "../domain/errors.js"
 import { BackupRecord, BackupStatus } from "../domain/record.js"
 import { BackupCatalog } from "./BackupCatalog.js"
 import { catalogError, messageOf, reasonOf, storageErrors } from "./sqlErrors.js"
+import { listConditions } from "./sqlFilters.js"
 
 /** Settings of the SQLite catalog. */
 export interface SqliteCatalogOptions {
@@ -154,13 +155,13 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
       execute: (id) => sql`SELECT * FROM backups WHERE id = ${id}`
     })
     const findRows = SqlSchema.findAll({
-      Request: Schema.UndefinedOr(Schema.String),
+      Request: Schema.Struct({
+        volumeId: Schema.optionalWith(Schema.String, { exact: true }),
+        statuses: Schema.optionalWith(Schema.Array(BackupStatus), { exact: true })
+      }),
       Result: BackupRow,
       // rowid breaks ties in insertion order, like the memory catalog
-      execute: (volumeId) =>
-        volumeId === undefined
-          ? sql`SELECT * FROM backups ORDER BY created_at, rowid`
-          : sql`SELECT * FROM backups WHERE volume_id = ${volumeId} ORDER BY created_at, rowid`
+      execute: (filter) => sql`SELECT * FROM backups WHERE ${sql.and(listConditions(sql, filter))} ORDER BY created_at, rowid`
     })
     const encodeRow = Schema.encode(BackupRow)
     const decodeStatus = Schema.decodeUnknown(BackupStatus)
@@ -185,7 +186,7 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
 
     return BackupCatalog.of({
       get: (id) => get(id).pipe(storageErrors("get", id)),
-      list: (filter) => findRows(filter?.volumeId).pipe(storageErrors("list")),
+      list: (filter = {}) => (filter.statuses?.length === 0 ? Effect.succeed([]) : findRows(filter).pipe(storageErrors("list"))),
       create: (record) =>
         Effect.flatMap(encodeRow(record), (row) => write(sql`INSERT INTO backups ${sql.insert(row)}`)).pipe(
           Effect.asVoid,

@@ -340,7 +340,7 @@ const refuseConcurrent = (backupId: string, volumeId: string, options: LeaseOpti
   Effect.gen(function* () {
     const catalog = yield* BackupCatalog
     const now = new Date()
-    const running = (yield* catalog.list({ volumeId })).filter(
+    const running = (yield* catalog.list({ volumeId, statuses: ["creating"] })).filter(
       (r) => r.status === "creating" && (r.id === backupId || !leaseExpired(r, now, options))
     )
     const first = running[0]

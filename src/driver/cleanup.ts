@@ -118,6 +118,9 @@ interface Plan {
   ) => Effect.Effect<number, StoreFailure | BackupNotFound | CatalogError, BackupCatalog | ObjectStore>
 }
 
+/** The statuses planFor (and a lapsed restore's release) may act on. */
+const UNSETTLED: ReadonlyArray<BackupStatus> = ["creating", "deleting", "error_deleting", "error", "restoring"]
+
 const planFor = (record: BackupRecord, now: Date, options: LeaseOptions): Plan | undefined => {
   const failedBackup = (failReason?: string): Plan => ({
     from: record.status, to: "error_deleting", ends: "error", finish: finishFailedBackup,
@@ -174,7 +177,8 @@ export const cleanup = (options: LeaseOptions = {}) =>
     const catalog = yield* BackupCatalog
     const now = new Date()
     const actions: Array<CleanupAction> = []
-    for (const record of yield* catalog.list()) {
+    // Only records in a status that can need settling: not the available and deleted bulk of a catalog.
+    for (const record of yield* catalog.list({ statuses: UNSETTLED })) {
       if (record.status === "restoring") {
         if (leaseExpired(record, now, options) && (yield* release(record.id, ["restoring"], "available"))) {
           actions.push({ backupId: record.id, was: "restoring", now: "available", objectsDeleted: 0 })

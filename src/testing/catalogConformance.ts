@@ -85,6 +85,24 @@ export const catalogConformance = (name: string, layer: Layer.Layer<BackupCatalo
         expect((yield* catalog.list({}))).toHaveLength(4)
       })))
 
+    it.effect("list filters by status, alone or with a volume, in creation order", () =>
+      run(Effect.gen(function*() {
+        const catalog = yield* BackupCatalog
+        const make = (id: string, volume_id: string, status: BackupStatus, created: string) =>
+          newBackupRecord({ id, volume_id, volume_size_bytes: 1, status, created_at: at(created) })
+        yield* catalog.create(make("c", "v1", "creating", "2026-01-03T00:00:00.000Z"))
+        yield* catalog.create(make("a", "v2", "creating", "2026-01-01T00:00:00.000Z"))
+        yield* catalog.create(make("b", "v1", "available", "2026-01-02T00:00:00.000Z"))
+        yield* catalog.create(make("d", "v1", "error", "2026-01-04T00:00:00.000Z"))
+        const ids = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id)
+        expect(ids(yield* catalog.list({ statuses: ["creating"] }))).toEqual(["a", "c"])
+        expect(ids(yield* catalog.list({ statuses: ["error", "creating"] }))).toEqual(["a", "c", "d"])
+        expect(ids(yield* catalog.list({ volumeId: "v1", statuses: ["creating", "available"] }))).toEqual(["b", "c"])
+        expect(ids(yield* catalog.list({ volumeId: "v2", statuses: ["available"] }))).toEqual([])
+        expect(yield* catalog.list({ statuses: [] })).toEqual([])
+        expect(ids(yield* catalog.list({ statuses: ["deleted"] }))).toEqual([])
+      })))
+
     it.effect("update applies the change, stores it and stamps updated_at", () =>
       run(Effect.gen(function*() {
         const catalog = yield* BackupCatalog
