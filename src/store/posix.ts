@@ -84,6 +84,8 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
  * first, and 100 for each 50 MiB object of a restore.
  */
 const READ_PART = 64 * 1024 * 1024
+/** What readFile reads at a time. */
+const READ_FILE_PART = 512 * 1024
 
 /** The file's bytes, `size` of them expected: fewer if it has shrunk, all of them if it has grown. */
 export const readWhole = async (handle: FileHandle, size: number, signal: AbortSignal): Promise<Uint8Array> => {
@@ -109,7 +111,8 @@ const readRegularFile = async (path: string, signal: AbortSignal): Promise<Uint8
   const handle = await open(path, READ_FLAGS)
   try {
     const stat = await handle.stat()
-    return stat.isFile() ? await readWhole(handle, stat.size, signal) : kindOf(stat)
+    // readFile takes a small object in one read (and no second to find the end): kept for those.
+    return !stat.isFile() ? kindOf(stat) : stat.size <= READ_FILE_PART ? await handle.readFile({ signal }) : await readWhole(handle, stat.size, signal)
   } finally {
     await handle.close()
   }
