@@ -106,12 +106,10 @@ const makePgCatalog = (config: PgConfig, options: PgCatalogOptions = {}) =>
     return BackupCatalog.of({
       get: (id) => get(id).pipe(storageErrors("get", id)),
       list: (filter) =>
-        filter?.statuses?.length === 0
-          ? Effect.succeed([])
-          : Effect.flatMap(
-              sql`SELECT * FROM backups WHERE ${sql.and(listConditions(sql, filter))} ORDER BY created_at, seq`,
-              (rows) => Effect.forEach(rows, (row) => decodeRecord(row))
-            ).pipe(storageErrors("list")),
+        Effect.flatMap(
+          sql`SELECT * FROM backups WHERE ${sql.and(listConditions(sql, filter))} ORDER BY created_at, seq`,
+          (rows) => Effect.forEach(rows, (row) => decodeRecord(row))
+        ).pipe(storageErrors("list")),
       create: (record) =>
         Effect.flatMap(encodeRecord(record), (row) => sql`INSERT INTO backups ${sql.insert(row)}`).pipe(
           Effect.asVoid,

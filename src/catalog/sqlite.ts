@@ -186,7 +186,7 @@ export const makeSqliteCatalog = (options: SqliteCatalogOptions = {}) =>
 
     return BackupCatalog.of({
       get: (id) => get(id).pipe(storageErrors("get", id)),
-      list: (filter = {}) => (filter.statuses?.length === 0 ? Effect.succeed([]) : findRows(filter).pipe(storageErrors("list"))),
+      list: (filter = {}) => findRows(filter).pipe(storageErrors("list")),
       create: (record) =>
         Effect.flatMap(encodeRow(record), (row) => write(sql`INSERT INTO backups ${sql.insert(row)}`)).pipe(
           Effect.asVoid,

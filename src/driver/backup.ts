@@ -341,7 +341,7 @@ const refuseConcurrent = (backupId: string, volumeId: string, options: LeaseOpti
     const catalog = yield* BackupCatalog
     const now = new Date()
     const running = (yield* catalog.list({ volumeId, statuses: ["creating"] })).filter(
-      (r) => r.status === "creating" && (r.id === backupId || !leaseExpired(r, now, options))
+      (r) => r.id === backupId || !leaseExpired(r, now, options)
     )
     const first = running[0]
     if (first !== undefined && first.id !== backupId) {

@@ -76,7 +76,6 @@ const notRegularFile = (container: string, object: string, what: string) =>
 // followed; O_NONBLOCK: a planted FIFO cannot hang the open.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
-/** The bytes of the regular file at `path`, or what else it is. */
 /**
  * Reads of at most this many bytes. FileHandle.readFile reads 512 KiB at a
  * time, each a trip through the thread pool and the event loop: 34 of them
@@ -107,6 +106,7 @@ export const readWhole = async (handle: FileHandle, size: number, signal: AbortS
   }
 }
 
+/** The bytes of the regular file at `path`, or what else it is. */
 const readRegularFile = async (path: string, signal: AbortSignal): Promise<Uint8Array | string> => {
   const handle = await open(path, READ_FLAGS)
   try {
