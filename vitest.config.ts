@@ -26,6 +26,7 @@ const timed = [
 const longest = [
   "test/soak/soak.test.ts",
   "test/store/crashed-servers.test.ts",
+  "test/store/outages.test.ts",
   "test/driver/many-objects.test.ts",
   "test/cli/copy.test.ts",
   "test/package/installed.test.ts",
