@@ -8,8 +8,6 @@ import * as Options from "@effect/cli/Options"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { randomUUID } from "node:crypto"
-import { fstatSync, statSync } from "node:fs"
-import { resolve } from "node:path"
 import { BackupCatalog, dependentsOf } from "../catalog/BackupCatalog.js"
 import { type CodecPool, layerCodecPool } from "../codec/pool.js"
 import { InvalidRequest, VerificationFailed } from "../domain/errors.js"
@@ -21,10 +19,6 @@ import type { LeaseOptions } from "../driver/lease.js"
 import { verify } from "../driver/verify.js"
 import { deleteBackup } from "../driver/delete.js"
 import { metadataName } from "../driver/objects.js"
-import { restore } from "../driver/restore.js"
-import { scan, scanProblems, type ScanEntry } from "../driver/scan.js"
-import { volumeInfo } from "../driver/volume.js"
-import { writableTarget } from "../driver/volumeTarget.js"
 import { exportRecord, importRecord } from "../format/record.js"
 import { ObjectStore } from "../store/ObjectStore.js"
 import { servicesFor, type GlobalOptions } from "./environment.js"
@@ -37,6 +31,8 @@ import { pruneHelp, pruneOptions, runPrune } from "./prune.js"
 import { printTree, storedFields } from "./tree.js"
 import { storedSizeOf } from "../driver/storedSize.js"
 import { makeCopyCommand } from "./copyCommand.js"
+import { makeRestoreCommand } from "./restoreCommand.js"
+import { makeScanCommand } from "./scanCommand.js"
 
 const root = Command.make("chunked-backup", {
   repo: Options.text("repo").pipe(
@@ -64,7 +60,7 @@ type Program<A, E, R = never> = (
  * Runs `program` on the services the global options name. Only commands that
  * add backups (`create`) make a missing repository; the others say it is not there.
  */
-const withServices = <A, E>(program: Program<A, E>, { create = false, emptyIfMissing = false }: { readonly create?: boolean; readonly emptyIfMissing?: boolean } = {}) =>
+export const withServices = <A, E>(program: Program<A, E>, { create = false, emptyIfMissing = false }: { readonly create?: boolean; readonly emptyIfMissing?: boolean } = {}) =>
   Effect.gen(function* () {
     const options = yield* root
     // Tests shorten leases to see a killed process's record cleaned up quickly.
@@ -180,61 +176,6 @@ const backupCommand = Command.make(
 
 export const backupIdArg = Args.text({ name: "backup-id" }).pipe(Args.withDescription("a backup's id, or a unique prefix of it (8 characters at least)"))
 
-
-/** True when `path` is this process's standard output (/dev/stdout, /dev/fd/1, or the file it is redirected to): the messages then go to stderr. */
-const isStandardOutput = (path: string) => {
-  try {
-    const [out, target] = [fstatSync(1), statSync(path)]
-    return out.dev === target.dev && out.ino === target.ino
-  } catch {
-    return false
-  }
-}
-
-const restoreCommand = Command.make(
-  "restore",
-  {
-    backupId: backupIdArg,
-    target: Args.text({ name: "target" }).pipe(Args.withDescription("file (created if missing) or block device; - for standard output")),
-    fresh: Options.boolean("new").pipe(Options.withDescription("the target is new and zeroed: keep it sparse")),
-    skipSha256: Options.boolean("no-verify-sha256").pipe(
-      Options.withDescription("check objects by md5 only, as Cinder does (default: every block is also checked against the backup's sha256 list before it is written)")
-    ),
-    concurrency: Options.integer("concurrency").pipe(Options.withDescription("objects fetched at once (default: the store's)"), Options.optional)
-  },
-  (args) =>
-    withCodecServices((options) =>
-      Effect.gen(function* () {
-        const backupId = yield* resolveBackupId(args.backupId)
-        const toStdout = args.target === "-" || isStandardOutput(resolve(args.target))
-        if (toStdout && args.fresh) return yield* new InvalidRequest({ reason: "--new is for a file or device: standard output (-) is written in full, in order" })
-        if (toStdout && process.stdout.isTTY) return yield* new InvalidRequest({ reason: "standard output is a terminal: redirect it to a file or pipe to restore there (-)" })
-        const view = makeProgressView({ json: options.json })
-        const where = toStdout ? "standard output" : args.target
-        const result = yield* restore(backupId, toStdout ? writableTarget(process.stdout, "standard output") : resolve(args.target), {
-          volumeIsNew: args.fresh,
-          verifySha256: !args.skipSha256,
-          ...Option.match(args.concurrency, { onNone: () => ({}), onSome: (concurrency) => ({ concurrency }) }),
-          ...view.options,
-          ...options.lease
-        }).pipe(
-          reportInterruption(backupId, (status) => `restore of ${backupId} interrupted: ${where} holds a partial volume; the backup is ${status}`)
-        )
-        // Cinder leaves a larger volume's tail as it was; say so, as a script may not expect it.
-        const target = toStdout ? Option.none() : yield* Effect.option(volumeInfo(resolve(args.target)))
-        if (Option.isSome(target) && target.value.size > result.bytes) {
-          yield* Effect.sync(() =>
-            process.stderr.write(`warning: ${args.target} holds ${target.value.size} bytes; the ${target.value.size - result.bytes} bytes past the volume's end (${result.bytes}) were left as they were\n`)
-          )
-        }
-        const summary = yield* summarize(view, options)
-        const json = { ...result, target: toStdout ? "-" : resolve(args.target), ...summary }
-        const text = `restored ${backupId} (${result.backups} backup(s), ${formatBytes(result.bytes)}) to ${where}${result.sha256Checked ? ", every block checked against its sha256" : ", md5s only"}`
-        // The volume owns standard output: the result goes to stderr then.
-        yield* toStdout ? Effect.sync(() => process.stderr.write(`${options.json ? JSON.stringify(json) : text}\n`)) : print(options, json, text)
-      })
-    )
-).pipe(Command.withDescription(described("restore a backup and its chain into a file or device", ["chunked-backup restore 7dc7af47 restored.img --new", "chunked-backup restore 7dc7af47 /dev/vdc", "chunked-backup restore 7dc7af47 - | ssh host dd of=/dev/vdb bs=1M", "chunked-backup --store 'swift://keystone.example.com:5000/v3?region=RegionOne' restore 7dc7af47 restored.img"])))
 
 const deleteCommand = Command.make("delete", { backupId: backupIdArg }, (args) =>
   withServices((options) =>
@@ -394,48 +335,19 @@ const cleanupCommand = Command.make("cleanup", {}, () =>
   )
 ).pipe(Command.withDescription(described("settle backups, restores and deletes whose process died (also run before every backup)", ["chunked-backup cleanup"])))
 
-const scanLine = (e: ScanEntry, dryRun: boolean) =>
-  `${e.outcome === "imported" && dryRun ? "would import" : e.outcome}: ${e.backupId} (${e.container}/${e.prefix})${e.reason === undefined ? "" : `: ${e.reason}`}`
-
-/** Progress on stderr for large stores: a line every PROGRESS_EVERY backups checked, and at the end. */
-const PROGRESS_EVERY = 100
-
-const scanCommand = Command.make(
-  "scan",
-  {
-    container: Options.text("container").pipe(Options.withDescription("scan only this container (default: every container of a posix store, the store's container for Swift and S3)"), Options.optional),
-    dryRun: Options.boolean("dry-run").pipe(Options.withDescription("check and report only; create no record"))
-  },
-  (args) =>
-    withServices(
-      (options) =>
-        Effect.gen(function* () {
-          const report = yield* scan({
-            ...Option.match(args.container, { onNone: () => ({}), onSome: (container) => ({ container }) }),
-            dryRun: args.dryRun,
-            onProgress: (checked, total) => {
-              if (total >= PROGRESS_EVERY && (checked % PROGRESS_EVERY === 0 || checked === total)) process.stderr.write(`scan: ${checked} of ${total} backups checked\n`)
-            }
-          })
-          const count = (outcome: ScanEntry["outcome"]) => report.entries.filter((e) => e.outcome === outcome).length
-          const summary = `${args.dryRun ? "dry run: would import" : "imported"} ${count("imported")}, already in the catalog ${count("existing")}, broken ${count("invalid")}, orphaned ${count("orphan")} (${report.containers.length} container(s) scanned)`
-          yield* print(options, report, [...report.entries.filter((e) => e.outcome !== "existing").map((e) => scanLine(e, args.dryRun)), summary].join("\n"))
-          const problems = scanProblems(report)
-          if (problems !== undefined) return yield* problems
-        }),
-      { create: !args.dryRun, emptyIfMissing: args.dryRun }
-    )
-).pipe(
-  Command.withDescription(
-    described(
-      "rebuild lost catalog records from the store: every backup whose documents and objects check out gets an available record; broken backups and their incrementals are reported and left out (exit 17)",
-      ["chunked-backup scan --dry-run", "chunked-backup --catalog new.sqlite scan", "chunked-backup --store 'swift+http://127.0.0.1:8080/auth/v1.0?container=volumebackups' --json scan --container volumebackups"]
-    )
-  )
-)
-
 const pruneCommand = Command.make("prune", pruneOptions, (args) => withServices((options) => runPrune(args, options))).pipe(Command.withDescription(pruneHelp))
-const copyCommand = makeCopyCommand({ withCodecServices, print, summarize, backupIdArg })
+/** What the commands made in modules of their own are handed, so those import nothing of this one at run time. */
+export interface CommandKit {
+  readonly withServices: typeof withServices
+  readonly withCodecServices: typeof withCodecServices
+  readonly print: typeof print
+  readonly summarize: typeof summarize
+  readonly backupIdArg: typeof backupIdArg
+}
+const kit: CommandKit = { withServices, withCodecServices, print, summarize, backupIdArg }
+const restoreCommand = makeRestoreCommand(kit)
+const scanCommand = makeScanCommand(kit)
+const copyCommand = makeCopyCommand(kit)
 
 export const command = root.pipe(
   Command.withDescription("Cinder-compatible chunked backups of volumes"),

@@ -11,20 +11,12 @@ import { Effect, Option } from "effect"
 import { InvalidRequest } from "../domain/errors.js"
 import { copy, type CopiedBackup, type CopyReport } from "../driver/copy.js"
 import { layerCopyDestination } from "../driver/copyDestination.js"
-import type { backupIdArg, print, summarize, withCodecServices } from "./commands.js"
+import type { CommandKit } from "./commands.js"
 import { servicesFor, type GlobalOptions } from "./environment.js"
 import { described } from "./help.js"
 import { resolveBackupId } from "./backupId.js"
 import { reportInterruption } from "./interruption.js"
 import { formatBytes, makeProgressView } from "./progressView.js"
-
-/** What commands.ts hands in: how every command gets its services, prints and sums up. */
-export interface CommandKit {
-  readonly withCodecServices: typeof withCodecServices
-  readonly print: typeof print
-  readonly summarize: typeof summarize
-  readonly backupIdArg: typeof backupIdArg
-}
 
 interface Destination {
   readonly toRepo: Option.Option<string>

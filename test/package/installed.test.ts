@@ -16,7 +16,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { runProcess } from "../support/cli.js"
+import { runProcess, type CliResult } from "../support/cli.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const ours = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { devDependencies: Record<string, string>; dependencies: Record<string, string> }
@@ -28,7 +28,7 @@ const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) =
 const run = (command: string, args: ReadonlyArray<string>, cwd: string, timeout = 240_000) =>
   runProcess([command, ...args], { cwd, env: cleanEnv, timeout })
 
-const ok = (result: { code: number | null; stdout: string; stderr: string }, what: string) => {
+const ok = (result: CliResult, what: string) => {
   expect(result.code, `${what}\n${result.stdout}\n${result.stderr}`).toBe(0)
   return result
 }
