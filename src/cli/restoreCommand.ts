@@ -30,7 +30,7 @@ const isStandardOutput = (path: string) => {
 }
 
 export const makeRestoreCommand = ({ withCodecServices, print, summarize, backupIdArg }: CommandKit) =>
-    Command.make(
+  Command.make(
     "restore",
     {
       backupId: backupIdArg,

@@ -17,7 +17,7 @@ const scanLine = (e: ScanEntry, dryRun: boolean) =>
 const PROGRESS_EVERY = 100
 
 export const makeScanCommand = ({ withServices, print }: CommandKit) =>
-    Command.make(
+  Command.make(
     "scan",
     {
       container: Options.text("container").pipe(Options.withDescription("scan only this container (default: every container of a posix store, the store's container for Swift and S3)"), Options.optional),

@@ -14,7 +14,7 @@ import { loopback } from "./swift.js"
 export const MiB = 1024 * 1024
 
 /** The namespace behind the 40 ms, 1 % loss link, or undefined after printing why the test does not run. */
-export const badLink = (seed: number) =>
+const badLink = (seed: number) =>
   Effect.gen(function* () {
     const link = yield* badLinkNamespace([Number(new URL(loopback!.authUrl).port)], { delayMs: 20, jitterMs: 5, loss: 0.01, seed })
     if (link === undefined) console.log("bad network: skipped: `ip netns` or /dev/net/tun is not permitted here")
